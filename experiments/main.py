@@ -1,0 +1,32 @@
+"""Runs an experiment: `python -m experiments.main --workdir=DIR [--config=FILE[:arg]]`.
+
+Flags live here only; the work is `vpl.experiment.train_and_evaluate`. Running the same
+command again on the same workdir resumes from the last checkpoints.
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from vpl.experiment import train_and_evaluate
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Directory for config, metrics, checkpoints, results.",
+                    required=True)
+config_flags.DEFINE_config_file(
+    "config", "experiments/configs/default.py",
+    "Config file, optionally with ':arg' (e.g. experiments/configs/navigation.py:goals=10); "
+    "fields are overridden with --config.group.field=value.", lock_config=True)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.INFO)
+  results = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  from vpl.experiment import results_table
+  print(results_table(results))
+  print(f"Wrote {FLAGS.workdir}/results.json")
+
+
+if __name__ == "__main__":
+  app.run(main)

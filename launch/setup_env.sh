@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Creates ./.venv with a Python >= 3.12 and installs vpl with its test extras.
+# Looks for the interpreter in $PYTHON, then on PATH, then among pyenv's versions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+is_312() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; }
+
+find_python() {
+  local c
+  for c in ${PYTHON:-} python3.14 python3.13 python3.12 python3 python; do
+    if command -v "$c" >/dev/null 2>&1 && is_312 "$c"; then command -v "$c"; return; fi
+  done
+  local root
+  root=$( (pyenv root 2>/dev/null) || echo "$HOME/.pyenv")
+  for c in $(ls -d "$root"/versions/3.* 2>/dev/null | sort -V -r); do
+    if is_312 "$c/bin/python3"; then echo "$c/bin/python3"; return; fi
+  done
+  return 1
+}
+
+if [ -x .venv/bin/python ] && is_312 .venv/bin/python; then
+  py=.venv/bin/python
+else
+  if ! base=$(find_python); then
+    echo "setup_env: no Python >= 3.12 found (tried \$PYTHON, python3.1x and python3 on PATH," \
+         "and pyenv's versions). jax >= 0.11 needs one: install Python 3.12+ and rerun," \
+         "or point PYTHON=/path/to/python3.12 at it." >&2
+    exit 1
+  fi
+  echo "setup_env: creating .venv with $base ($("$base" --version))"
+  rm -rf .venv
+  "$base" -m venv .venv
+  py=.venv/bin/python
+fi
+"$py" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
+"$py" -m pip install --quiet --disable-pip-version-check -e ".[test]"
+echo "setup_env: ready: $("$py" --version), jax $("$py" -c 'import jax; print(jax.__version__)')"

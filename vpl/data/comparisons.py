@@ -1,0 +1,193 @@
+"""Labelled comparisons grouped by user, with validation and splits.
+
+A comparison is (a, b, label) by one user: `label` is 1 when the user preferred a, 0 when
+they preferred b, or a probability in between. Comparisons are stored grouped by user as
+padded arrays `[U, K, ...]` with a mask, so a user's pool lives in one row and a context set
+is a subset of that row. Synthetic tasks also carry what their generator knows: each pair's
+probability of `a` under the user's true reward and under the whole population, and whether
+the groups' true rewards disagree on the pair ("divergent").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class UserComparisons:
+  """U users with up to K comparisons each over D-dimensional item features.
+
+  Attributes:
+    a: `[U, K, D]` features of the first option.
+    b: `[U, K, D]` features of the second option.
+    label: `[U, K]` in [0, 1]; 1 means `a` was preferred.
+    mask: `[U, K]` bool; False marks padding of users with fewer than K pairs.
+    user_id: `[U]` int identifiers.
+    group: `[U]` int group of each user, -1 where unknown.
+    true_pref: optional `[U, K]` P(a preferred) under the user's generating reward.
+    pooled_pref: optional `[U, K]` P(a preferred) averaged over the population's groups.
+    divergent: optional `[U, K]` bool, True where the groups' true rewards disagree.
+  """
+
+  a: np.ndarray
+  b: np.ndarray
+  label: np.ndarray
+  mask: np.ndarray
+  user_id: np.ndarray
+  group: np.ndarray
+  true_pref: Optional[np.ndarray] = None
+  pooled_pref: Optional[np.ndarray] = None
+  divergent: Optional[np.ndarray] = None
+
+  def __post_init__(self):
+    validate(self)
+
+  @property
+  def num_users(self) -> int:
+    return self.a.shape[0]
+
+  @property
+  def feature_dim(self) -> int:
+    return self.a.shape[-1]
+
+  @property
+  def pairs_per_user(self) -> np.ndarray:
+    return self.mask.sum(axis=1)
+
+  def select_users(self, rows: np.ndarray) -> "UserComparisons":
+    """Returns the users at `rows` (indices into the U axis)."""
+    take = lambda x: None if x is None else x[rows]
+    return dataclasses.replace(
+        self, **{f.name: take(getattr(self, f.name)) for f in dataclasses.fields(self)})
+
+  def arrays(self) -> dict[str, np.ndarray]:
+    """The fields that are set, as a dict of arrays (what goes to the device)."""
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None}
+
+
+def validate(data: UserComparisons) -> None:
+  """Raises ValueError naming the field, the bad value and the fix."""
+  if data.a.ndim != 3:
+    raise ValueError(f"UserComparisons.a must be [users, pairs, features]; got shape "
+                     f"{data.a.shape}. Group flat rows with `from_flat`.")
+  if data.a.shape != data.b.shape:
+    raise ValueError(f"UserComparisons.a has shape {data.a.shape} but b has shape "
+                     f"{data.b.shape}; both options need the same feature width.")
+  users, pairs = data.a.shape[:2]
+  for name in ("label", "mask", "true_pref", "pooled_pref", "divergent"):
+    x = getattr(data, name)
+    if x is not None and x.shape != (users, pairs):
+      raise ValueError(f"UserComparisons.{name} has shape {x.shape}; expected "
+                       f"{(users, pairs)} to match a's [users, pairs].")
+  for name in ("user_id", "group"):
+    if getattr(data, name).shape != (users,):
+      raise ValueError(f"UserComparisons.{name} has shape {getattr(data, name).shape}; "
+                       f"expected ({users},), one entry per user.")
+  for name in ("a", "b"):
+    x = getattr(data, name)
+    bad = ~np.isfinite(x) & data.mask[..., None]
+    if bad.any():
+      u, k, d = np.argwhere(bad)[0]
+      raise ValueError(f"UserComparisons.{name}[{u}, {k}, {d}] = {x[u, k, d]} (user "
+                       f"{data.user_id[u]}): features must be finite. Drop or impute "
+                       f"{int(bad.any(-1).sum())} such pairs before building the data.")
+  label = np.where(data.mask, data.label, 0.5)
+  bad = ~((label >= 0) & (label <= 1))
+  if bad.any():
+    u, k = np.argwhere(bad)[0]
+    raise ValueError(f"UserComparisons.label[{u}, {k}] = {data.label[u, k]} (user "
+                     f"{data.user_id[u]}): labels must lie in [0, 1] (1 = a preferred, "
+                     f"0 = b preferred, or a probability). Rescale or fix "
+                     f"{int(bad.sum())} such labels.")
+  if len(np.unique(data.user_id)) != users:
+    raise ValueError("UserComparisons.user_id has duplicates; each user must be one row. "
+                     "Group flat rows with `from_flat`.")
+
+
+def from_flat(a, b, label, user_id, group=None) -> UserComparisons:
+  """Groups flat per-comparison rows by user into padded `UserComparisons`.
+
+  Args:
+    a, b: `[P, D]` features of the two options of each comparison.
+    label: `[P]` in [0, 1].
+    user_id: `[P]` user of each comparison.
+    group: optional `[P]` group of each comparison's user (constant within a user).
+  """
+  a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+  label, user_id = np.asarray(label, np.float32), np.asarray(user_id)
+  if a.ndim != 2 or a.shape != b.shape:
+    raise ValueError(f"from_flat: a has shape {a.shape} and b {b.shape}; both must be "
+                     f"[comparisons, features] of the same width.")
+  for name, x in (("label", label), ("user_id", user_id)):
+    if x.shape != (a.shape[0],):
+      raise ValueError(f"from_flat: {name} has shape {x.shape}; expected ({a.shape[0]},), "
+                       f"one per comparison row.")
+  ids, inverse, counts = np.unique(user_id, return_inverse=True, return_counts=True)
+  users, width = len(ids), int(counts.max())
+  order = np.argsort(inverse, kind="stable")
+  slot = np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts)
+  rows = inverse[order]
+  out_a = np.zeros((users, width, a.shape[1]), np.float32)
+  out_b = np.zeros_like(out_a)
+  out_label = np.full((users, width), 0.5, np.float32)
+  mask = np.zeros((users, width), bool)
+  out_a[rows, slot], out_b[rows, slot] = a[order], b[order]
+  out_label[rows, slot], mask[rows, slot] = label[order], True
+  user_group = np.full(users, -1, np.int32)
+  if group is not None:
+    group = np.asarray(group)
+    user_group[inverse] = group
+    if (user_group[inverse] != group).any():
+      raise ValueError("from_flat: group differs between comparisons of the same user; "
+                       "a user belongs to one group.")
+  return UserComparisons(out_a, out_b, out_label, mask, ids, user_group)
+
+
+def split_users(data: UserComparisons, heldout_fraction: float,
+                seed: int) -> tuple[UserComparisons, UserComparisons]:
+  """Splits users into (training, held-out), stratified by group so each group is in both."""
+  if not 0 < heldout_fraction < 1:
+    raise ValueError(f"heldout_fraction = {heldout_fraction}; it must lie in (0, 1).")
+  rng = np.random.default_rng(seed)
+  heldout = []
+  for g in np.unique(data.group):
+    members = rng.permutation(np.flatnonzero(data.group == g))
+    n = int(round(heldout_fraction * len(members)))
+    heldout.extend(members[:max(1, min(n, len(members) - 1))])
+  is_heldout = np.zeros(data.num_users, bool)
+  is_heldout[heldout] = True
+  return data.select_users(np.flatnonzero(~is_heldout)), data.select_users(
+      np.flatnonzero(is_heldout))
+
+
+def check_enough_pairs(data: UserComparisons, needed: int, what: str) -> None:
+  """Raises when any user has fewer than `needed` pairs."""
+  counts = data.pairs_per_user
+  short = np.flatnonzero(counts < needed)
+  if short.size:
+    raise ValueError(
+        f"{short.size} user(s) have fewer pairs than {what} needs ({needed}); e.g. user "
+        f"{data.user_id[short[0]]} has {counts[short[0]]}. Lower the context size or the "
+        f"number of targets, or filter such users out before training.")
+
+
+def split_context_target(data: UserComparisons, num_context: int,
+                         seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Picks `num_context` context pairs per user; every other real pair is a target.
+
+  Returns:
+    `(context_idx [U, num_context], target_mask [U, K])`: the context pairs' positions and a
+    mask of the target pairs, which never overlap the context.
+  """
+  check_enough_pairs(data, num_context + 1, f"a context of {num_context} plus one target")
+  rng = np.random.default_rng(seed)
+  noise = np.where(data.mask, rng.random(data.mask.shape), 2.0)
+  order = np.argsort(noise, axis=1)
+  context_idx = order[:, :num_context]
+  target_mask = data.mask.copy()
+  np.put_along_axis(target_mask, context_idx, False, axis=1)
+  return context_idx, target_mask

@@ -1,0 +1,108 @@
+"""Evaluation on held-out users, with each user's context disjoint from the scored targets.
+
+Accuracy is the expected agreement with the observed labels: a prediction P(a) > 0.5 scores
+`label`, otherwise `1 - label` (so soft labels count fractionally). The oracle scores with the
+user's generating reward; the BTL ceiling is the best any single reward can do, predicting
+each pair by the population's pooled preference (ALGORITHMS.md section 1).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import numpy as np
+from flax import nnx
+
+from vpl import losses
+from vpl.data.comparisons import UserComparisons
+from vpl.methods import Method
+
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+def accuracy_report(p_a: np.ndarray, data: UserComparisons,
+                    target_mask: np.ndarray) -> dict:
+  """Accuracy overall, on divergent pairs, per group and for the worst group.
+
+  Args:
+    p_a: `[U, K]` predicted P(a preferred).
+    data: the users scored (labels, groups, and `divergent` when known).
+    target_mask: `[U, K]` the pairs to score.
+  """
+  label = data.label
+  pred = (np.asarray(p_a) > 0.5).astype(np.float64)
+  correct = pred * label + (1 - pred) * (1 - label)
+  group = np.broadcast_to(data.group[:, None], label.shape)
+
+  def mean(where):
+    n = where.sum()
+    return float(correct[where].sum() / n) if n else float("nan")
+
+  report = dict(heldout_accuracy=mean(target_mask), num_targets=int(target_mask.sum()))
+  groups = [int(g) for g in np.unique(data.group)]
+  report["group_accuracy"] = {str(g): mean(target_mask & (group == g)) for g in groups}
+  report["worst_group_accuracy"] = min(report["group_accuracy"].values())
+  if data.divergent is not None:
+    div = target_mask & data.divergent
+    report["divergent_accuracy"] = mean(div)
+    report["divergent_group_accuracy"] = {str(g): mean(div & (group == g)) for g in groups}
+    report["num_divergent_targets"] = int(div.sum())
+  return report
+
+
+def gather_context(data: UserComparisons, context_idx: np.ndarray) -> dict:
+  take = lambda x: np.take_along_axis(x, context_idx[..., None] if x.ndim == 3 else
+                                      context_idx, axis=1)
+  return dict(a=take(data.a), b=take(data.b), label=take(data.label))
+
+
+def predict_users(method: Method, model: nnx.Module, data: UserComparisons,
+                  context_idx: np.ndarray, *, users_per_call: int = 256
+                  ) -> tuple[np.ndarray, dict]:
+  """P(a preferred) `[U, K]` on every pair of each user, given their context pairs.
+
+  Returns the probabilities and the method's aux outputs, concatenated over users.
+  """
+  graphdef, params = nnx.split(model)
+
+  @jax.jit
+  def run(params, context, targets):
+    logits, aux = method.predict(nnx.merge(graphdef, params), context, targets)
+    return jax.nn.sigmoid(logits), aux
+
+  context = gather_context(data, context_idx)
+  outputs = []
+  for start in range(0, data.num_users, users_per_call):
+    rows = slice(start, start + users_per_call)
+    outputs.append(jax.device_get(run(
+        params, {k: v[rows] for k, v in context.items()},
+        dict(a=data.a[rows], b=data.b[rows]))))
+  p_a = np.concatenate([p for p, _ in outputs])
+  aux = {k: np.concatenate([a[k] for _, a in outputs]) for k in outputs[0][1]}
+  return p_a, aux
+
+
+def latent_report(mu: np.ndarray, log_var: np.ndarray, prior_mu: np.ndarray,
+                  prior_log_var: np.ndarray) -> dict:
+  """Mean KL(q || p) per user and the number of active latent units.
+
+  Dimension d is active when the variance over users of E_q[z_d] exceeds 0.01.
+  """
+  kl = np.asarray(losses.gaussian_kl(mu, log_var, prior_mu, prior_log_var)).sum(-1)
+  variance = np.var(mu, axis=0)
+  return dict(mean_kl=float(kl.mean()),
+              active_units=int((variance > ACTIVE_UNIT_THRESHOLD).sum()),
+              latent_dim=int(mu.shape[-1]),
+              latent_variance=[float(v) for v in variance])
+
+
+def oracle_and_ceiling(data: UserComparisons, target_mask: np.ndarray
+                       ) -> tuple[dict, dict]:
+  """Reports of the generating rewards (oracle) and of the best single reward (ceiling)."""
+  if data.true_pref is None or data.pooled_pref is None:
+    raise ValueError("This data has no generating rewards (true_pref / pooled_pref), so "
+                     "there is no oracle or BTL ceiling to report.")
+  # Ties (P = 0.5 exactly) are broken towards b in both, as in every method's prediction.
+  return (accuracy_report(data.true_pref, data, target_mask),
+          accuracy_report(data.pooled_pref, data, target_mask))

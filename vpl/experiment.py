@@ -1,0 +1,114 @@
+"""`train_and_evaluate(config, workdir)`: the one entry point for the CLI, tests and notebooks.
+
+The workdir ends up holding `config.json`, `metrics.jsonl`, `checkpoints/<method>/`,
+`results.json`, `results.md` and `reward_maps.png` (for 2-D tasks). Running the same command
+again on the same workdir resumes every method from its latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Callable, Optional
+
+import jax
+import ml_collections
+import numpy as np
+
+from vpl import evaluate, methods, train
+from vpl.data import synthetic
+from vpl.data.comparisons import split_context_target, split_users
+
+
+def build_task(config: ml_collections.ConfigDict) -> synthetic.Task:
+  return synthetic.make_task(config.data.task, seed=config.seed, **config.data.kwargs.to_dict())
+
+
+def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+  path = os.path.join(workdir, "config.json")
+  text = config.to_json_best_effort(indent=2, sort_keys=True)
+  if os.path.exists(path):
+    with open(path) as f:
+      if f.read() != text:
+        raise ValueError(f"{path} holds a run with a different config; resuming it with this "
+                         f"config would mix two experiments. Use a new --workdir, or delete "
+                         f"{workdir} to start over.")
+    return
+  if jax.process_index() == 0:
+    with open(path, "w") as f:
+      f.write(text)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       on_chunk: Optional[Callable[[str, int], None]] = None) -> dict:
+  """Trains every method in `config.methods`, evaluates them on held-out users.
+
+  Args:
+    config: an experiment config (see experiments/configs/default.py).
+    workdir: where config, metrics, checkpoints and results go; resumed if it holds a run.
+    on_chunk: called as `on_chunk(method_name, step)` after each jitted training call.
+
+  Returns:
+    The results dict also written to `workdir/results.json`.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  _write_config(config, workdir)
+  task = build_task(config)
+  train_data, heldout = split_users(task.data, config.data.heldout_fraction, config.seed)
+  context_idx, target_mask = split_context_target(
+      heldout, config.eval.num_context, seed=config.seed + 1)
+  oracle, ceiling = evaluate.oracle_and_ceiling(heldout, target_mask)
+  results = dict(task=task.name, seed=config.seed, shares=list(task.shares),
+                 num_train_users=train_data.num_users, num_heldout_users=heldout.num_users,
+                 eval_num_context=config.eval.num_context,
+                 oracle_accuracy=oracle["heldout_accuracy"],
+                 btl_ceiling=ceiling["heldout_accuracy"],
+                 methods=dict(oracle=dict(oracle, train_seconds=0.0)),
+                 btl_ceiling_report=ceiling)
+  models = {}
+  for name in config.methods:
+    method = methods.make_method(name, config)
+    hook = None if on_chunk is None else (lambda step, n=name: on_chunk(n, step))
+    model, info = train.fit(
+        method, config, train_data, ckpt_dir=os.path.join(workdir, "checkpoints", name),
+        metrics_path=os.path.join(workdir, "metrics.jsonl"), on_chunk=hook)
+    p_a, aux = evaluate.predict_users(method, model, heldout, context_idx)
+    report = evaluate.accuracy_report(p_a, heldout, target_mask)
+    report["train_seconds"] = info["train_seconds"]
+    if "mu" in aux:
+      prior_mu, prior_log_var = jax.device_get(model.prior())
+      report.update(evaluate.latent_report(aux["mu"], aux["log_var"], prior_mu,
+                                           prior_log_var))
+    results["methods"][name] = report
+    models[name] = (method, model)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+      json.dump(results, f, indent=2)
+    table = results_table(results)
+    with open(os.path.join(workdir, "results.md"), "w") as f:
+      f.write(table + "\n")
+    logging.info("results (%s):\n%s", workdir, table)
+    if task.data.feature_dim == 2 and config.eval.reward_maps:
+      from vpl import plotting  # matplotlib only when a figure is drawn.
+      plotting.reward_maps(task, heldout, context_idx, models,
+                           os.path.join(workdir, "reward_maps.png"))
+  return results
+
+
+def results_table(results: dict) -> str:
+  """A markdown table of every method's held-out metrics."""
+  groups = sorted(results["methods"]["oracle"]["group_accuracy"], key=int)
+  head = ["method", "held-out acc", "divergent acc"]
+  head += [f"div. acc group {g}" for g in groups] + ["worst group", "train s"]
+  rows = [head, ["---"] * len(head)]
+  for name, m in results["methods"].items():
+    div = m.get("divergent_group_accuracy", {})
+    rows.append([name, f"{m['heldout_accuracy']:.3f}", f"{m.get('divergent_accuracy', np.nan):.3f}"]
+                + [f"{div.get(g, np.nan):.3f}" for g in groups]
+                + [f"{m['worst_group_accuracy']:.3f}", f"{m['train_seconds']:.1f}"])
+  lines = ["| " + " | ".join(r) + " |" for r in rows]
+  lines.append(f"\nBTL ceiling {results['btl_ceiling']:.3f}; shares {results['shares']}; "
+               f"{results['num_heldout_users']} held-out users, "
+               f"{results['eval_num_context']} context pairs each.")
+  return "\n".join(lines)

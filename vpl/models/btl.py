@@ -1,0 +1,19 @@
+"""Bradley-Terry reward model: one reward for everyone (ALGORITHMS.md section 1)."""
+
+from typing import Sequence
+
+import jax
+from flax import nnx
+
+from vpl.models.mlp import MLP
+
+
+class BTLReward(nnx.Module):
+  """r(s) = MLP(s): a single reward shared by every user."""
+
+  def __init__(self, feature_dim: int, hidden: Sequence[int], *, rngs: nnx.Rngs):
+    self.net = MLP(feature_dim, hidden, 1, rngs=rngs)
+
+  def __call__(self, s_xD: jax.Array) -> jax.Array:
+    """Rewards `[...]` of states `[..., D]`."""
+    return self.net(s_xD)[..., 0]

@@ -1,0 +1,114 @@
+"""Variational Preference Learning (Poddar et al. 2024, arXiv:2408.10075; ALGORITHMS.md s. 2).
+
+An encoder maps a user's context set of N labelled pairs to a diagonal Gaussian q(z | C);
+a decoder gives the user's reward r(s, z). Shape suffixes: B sets, N context pairs, T target
+pairs, D features, H embedding width, L latent dimensions.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from vpl.models.mlp import MLP
+
+
+def masked_mean(x_BxNxH: jax.Array, mask_BxN: Optional[jax.Array]) -> jax.Array:
+  if mask_BxN is None:
+    return x_BxNxH.mean(axis=1)
+  w_BxNx1 = mask_BxN[..., None].astype(x_BxNxH.dtype)
+  return (x_BxNxH * w_BxNx1).sum(1) / jnp.maximum(w_BxNx1.sum(1), 1.0)
+
+
+class SetEncoder(nnx.Module):
+  """q(z | C): a shared pair encoder, permutation-invariant pooling, Gaussian heads.
+
+  Each labelled pair is embedded as y g([a, b]) + (1 - y) g([b, a]), i.e. g of the pair with
+  the preferred option first, mixed by the label when it is soft. Swapping a and b while
+  flipping the label therefore gives the same embedding, and no pair order is assumed.
+  Pooling is a mean over the set, optionally after one self-attention layer (the paper's LLM
+  variant); neither uses positions, so the set's order does not matter.
+  """
+
+  def __init__(self, feature_dim: int, hidden: Sequence[int], embed_dim: int,
+               latent_dim: int, *, pooling: str = "mean", num_heads: int = 4,
+               rngs: nnx.Rngs):
+    if pooling not in ("mean", "attention"):
+      raise ValueError(f"model.pooling = {pooling!r}; choose 'mean' or 'attention'.")
+    self.pair = MLP(2 * feature_dim, hidden, embed_dim, rngs=rngs)
+    self.attention = None
+    if pooling == "attention":
+      if embed_dim % num_heads:
+        raise ValueError(f"model.embed_dim = {embed_dim} is not divisible by "
+                         f"model.num_heads = {num_heads}; make it a multiple.")
+      self.attention = nnx.MultiHeadAttention(
+          num_heads=num_heads, in_features=embed_dim, decode=False, rngs=rngs)
+    self.head = MLP(embed_dim, hidden[-1:], 2 * latent_dim, rngs=rngs)
+
+  def __call__(self, a_BxNxD: jax.Array, b_BxNxD: jax.Array, y_BxN: jax.Array,
+               mask_BxN: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
+    """Returns the posterior's mean and log-variance, each `[B, L]`."""
+    y_BxNx1 = y_BxN[..., None]
+    h_BxNxH = (y_BxNx1 * self.pair(jnp.concatenate([a_BxNxD, b_BxNxD], -1)) +
+               (1 - y_BxNx1) * self.pair(jnp.concatenate([b_BxNxD, a_BxNxD], -1)))
+    if self.attention is not None:
+      attn_mask = None
+      if mask_BxN is not None:
+        attn_mask = nnx.make_attention_mask(mask_BxN, mask_BxN)
+      h_BxNxH = h_BxNxH + self.attention(h_BxNxH, mask=attn_mask)
+    mu_BxL, log_var_BxL = jnp.split(self.head(masked_mean(h_BxNxH, mask_BxN)), 2, axis=-1)
+    return mu_BxL, log_var_BxL
+
+
+class VPLModel(nnx.Module):
+  """Encoder q(z | C), reward decoder r(s, z) = MLP([s, z]) and prior p(z)."""
+
+  def __init__(self, feature_dim: int, *, hidden: Sequence[int], embed_dim: int,
+               latent_dim: int, pooling: str = "mean", num_heads: int = 4,
+               learned_prior: bool = False, rngs: nnx.Rngs):
+    self.latent_dim = latent_dim
+    self.encoder = SetEncoder(feature_dim, hidden, embed_dim, latent_dim, pooling=pooling,
+                              num_heads=num_heads, rngs=rngs)
+    self.decoder = MLP(feature_dim + latent_dim, hidden, 1, rngs=rngs)
+    self.learned_prior = learned_prior
+    if learned_prior:
+      self.prior_mu = nnx.Param(jnp.zeros(latent_dim))
+      self.prior_log_var = nnx.Param(jnp.zeros(latent_dim))
+
+  def prior(self) -> tuple[jax.Array, jax.Array]:
+    """Mean and log-variance `[L]` of p(z): N(0, I), or learned."""
+    if self.learned_prior:
+      return self.prior_mu[...], self.prior_log_var[...]
+    zeros = jnp.zeros(self.latent_dim)
+    return zeros, zeros
+
+  def reward(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
+    """r(s, z) for states `[..., D]` and latents `[..., L]` broadcastable to them."""
+    z_xL = jnp.broadcast_to(z_xL, s_xD.shape[:-1] + z_xL.shape[-1:])
+    return self.decoder(jnp.concatenate([s_xD, z_xL], -1))[..., 0]
+
+  def __call__(self, context: dict, targets: dict,
+               key: Optional[jax.Array] = None) -> tuple[jax.Array, dict]:
+    """Logits of P(a preferred) on the targets, given each set's context.
+
+    Args:
+      context: `a`, `b` `[B, N, D]`, `label` `[B, N]`, optional `mask` `[B, N]`.
+      targets: `a`, `b` `[B, T, D]`.
+      key: draws z = mu + sigma * eps when given; z = mu (the posterior mean) when None.
+
+    Returns:
+      `(logits [B, T], aux)`; aux holds `mu`, `log_var`, `z` `[B, L]` and the targets'
+      rewards `reward_a`, `reward_b` `[B, T]`.
+    """
+    mu, log_var = self.encoder(context["a"], context["b"], context["label"],
+                               context.get("mask"))
+    z = mu
+    if key is not None:
+      z = mu + jnp.exp(0.5 * log_var) * jax.random.normal(key, mu.shape, mu.dtype)
+    z_Bx1xL = z[:, None, :]
+    reward_a, reward_b = self.reward(targets["a"], z_Bx1xL), self.reward(targets["b"], z_Bx1xL)
+    aux = dict(mu=mu, log_var=log_var, z=z, reward_a=reward_a, reward_b=reward_b)
+    return reward_a - reward_b, aux

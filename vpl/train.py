@@ -1,0 +1,188 @@
+"""Training: a pure jitted step, many steps per call under `lax.scan`, data-parallel jit.
+
+The training pool lives on device, replicated; each step draws its batch there with the key
+`fold_in(method_key, step)`, so a run resumed from a checkpoint draws exactly the batches an
+uninterrupted run would have, and ends with bit-identical parameters. The batch is split
+across a 1-D mesh of all devices ('data'); parameters are replicated, and XLA inserts the
+gradient all-reduce. This runs unchanged on 1..N devices, and on many hosts once
+`jax.distributed.initialize()` has been called.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import time
+import zlib
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from vpl.checkpointing import Checkpointer
+from vpl.data.comparisons import UserComparisons, check_enough_pairs
+from vpl.methods import Batch, Method
+
+TrainState = dict  # {'params': pure dict, 'opt_state': optax state, 'step': int32 scalar}
+
+
+def make_optimizer(optim: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
+  """AdamW with linear warm-up then cosine decay to 10%, after global-norm clipping."""
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, optim.learning_rate, min(optim.warmup_steps, num_steps - 1), num_steps,
+      end_value=0.1 * optim.learning_rate)
+  return optax.chain(optax.clip_by_global_norm(optim.grad_clip),
+                     optax.adamw(schedule, weight_decay=optim.weight_decay))
+
+
+def make_mesh() -> Mesh:
+  """A 1-D mesh over every device of every process."""
+  # Auto axes: XLA partitions the step from the batch's sharding constraint.
+  return jax.make_mesh((jax.device_count(),), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def make_pool(data: UserComparisons) -> Batch:
+  """The arrays a method's sampler draws from (host numpy; put on device by the trainer)."""
+  return dict(a=data.a, b=data.b, label=data.label, mask=data.mask,
+              valid_flat=np.flatnonzero(data.mask.reshape(-1)).astype(np.int32))
+
+
+def train_step(state: TrainState, pool: Batch, method_key: jax.Array, *,
+               graphdef: nnx.GraphDef, tx: optax.GradientTransformation, method: Method,
+               batch_sharding: NamedSharding) -> tuple[TrainState, dict]:
+  """One optimisation step: draw a batch on device, take the gradient, update."""
+  step = state["step"]
+  k_batch, k_loss = jax.random.split(jax.random.fold_in(method_key, step))
+  batch = jax.lax.with_sharding_constraint(method.sample_batch(k_batch, pool), batch_sharding)
+
+  def loss_of(params):
+    return method.loss(nnx.merge(graphdef, params), batch, k_loss, step)
+
+  (_, metrics), grads = jax.value_and_grad(loss_of, has_aux=True)(state["params"])
+  updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+  metrics["grad_norm"] = optax.global_norm(grads)
+  return dict(params=optax.apply_updates(state["params"], updates), opt_state=opt_state,
+              step=step + 1), metrics
+
+
+def train_steps(state: TrainState, pool: Batch, method_key: jax.Array, *, num_steps: int,
+                **step_kwargs) -> tuple[TrainState, dict]:
+  """`num_steps` train steps in one `lax.scan`; returns metrics stacked over steps."""
+  body = lambda s, _: train_step(s, pool, method_key, **step_kwargs)
+  return jax.lax.scan(body, state, None, length=num_steps)
+
+
+def init_state(method: Method, feature_dim: int, seed: int,
+               tx: optax.GradientTransformation) -> tuple[nnx.GraphDef, TrainState]:
+  model = method.make_model(feature_dim, nnx.Rngs(seed))
+  graphdef, params = nnx.split(model)
+  params = nnx.to_pure_dict(params)
+  return graphdef, dict(params=params, opt_state=tx.init(params), step=jnp.int32(0))
+
+
+def method_seed(seed: int, name: str) -> int:
+  """A per-method seed, stable across runs and independent of the order of methods."""
+  return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
+
+
+def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons, *,
+        ckpt_dir: str, metrics_path: Optional[str] = None,
+        on_chunk: Optional[Callable[[int], None]] = None) -> tuple[nnx.Module, dict]:
+  """Trains `method` on `data`, resuming from the latest checkpoint in `ckpt_dir`.
+
+  Args:
+    method: what to train.
+    config: the run's config (`train`, `optim`, `seed` are read).
+    data: training users.
+    ckpt_dir: where this method's checkpoints go.
+    metrics_path: JSONL file to append one line per jitted call to.
+    on_chunk: called with the step reached after each jitted call (progress hooks, tests).
+
+  Returns:
+    `(model, info)`: the trained NNX model and `{'train_seconds', 'final_step', 'resumed_from'}`.
+  """
+  t = config.train
+  if t.checkpoint_every % t.steps_per_call:
+    raise ValueError(f"train.checkpoint_every = {t.checkpoint_every} is not a multiple of "
+                     f"train.steps_per_call = {t.steps_per_call}; make it one.")
+  mesh = make_mesh()
+  if method.batch_axis_size % mesh.size:
+    raise ValueError(f"{method.name}'s batch axis ({method.batch_axis_size}) does not split "
+                     f"over {mesh.size} devices; make train.batch_sets a multiple of "
+                     f"{mesh.size}.")
+  if method.name != "btl":
+    check_enough_pairs(data, t.num_context + t.num_targets,
+                       f"train.num_context + train.num_targets")
+  seed = method_seed(config.seed, method.name)
+  tx = make_optimizer(config.optim, t.num_steps)
+  graphdef, state = init_state(method, data.feature_dim, seed, tx)
+  replicated = NamedSharding(mesh, P())
+  state = jax.device_put(state, replicated)
+  pool = jax.device_put(make_pool(data), replicated)
+  method_key = jax.random.key(seed)
+
+  # Resume order: the latest checkpoint in ckpt_dir if there is one, else from scratch.
+  ckpt = Checkpointer(ckpt_dir)
+  resumed_from, seconds_before = ckpt.latest_step(), 0.0
+  if resumed_from is not None:
+    state, meta = ckpt.restore(resumed_from, state)
+    seconds_before = meta["train_seconds"]
+    logging.info("%s: resumed from step %d in %s", method.name, resumed_from, ckpt_dir)
+
+  run = jax.jit(functools.partial(
+      train_steps, graphdef=graphdef, tx=tx, method=method,
+      batch_sharding=NamedSharding(mesh, P("data"))), static_argnames="num_steps")
+  step, start = int(state["step"]), time.perf_counter()
+  steps_this_run = t.num_steps - step
+  while step < t.num_steps:
+    chunk = min(t.steps_per_call, t.num_steps - step)
+    state, metrics = run(state, pool, method_key, num_steps=chunk)
+    metrics = jax.device_get(metrics)
+    step = int(state["step"])
+    _check_finite(method.name, metrics, step - chunk, config.optim.learning_rate)
+    elapsed = time.perf_counter() - start
+    done = step - (t.num_steps - steps_this_run)
+    rate = done / max(elapsed, 1e-9)
+    row = {k: float(np.mean(v)) for k, v in metrics.items()}
+    logging.info("%s step %d/%d  loss %.4f  %.0f steps/s  ETA %.0fs", method.name, step,
+                 t.num_steps, row["loss"], rate, (t.num_steps - step) / max(rate, 1e-9))
+    if metrics_path is not None and jax.process_index() == 0:
+      with open(metrics_path, "a") as f:
+        f.write(json.dumps(dict(method=method.name, step=step, steps_per_s=rate, **row)) + "\n")
+    if step % t.checkpoint_every == 0 or step == t.num_steps:
+      ckpt.save(step, state, dict(train_seconds=seconds_before + elapsed))
+    if on_chunk is not None:
+      on_chunk(step)
+  ckpt.wait()
+  ckpt.close()
+  train_seconds = seconds_before + (time.perf_counter() - start if steps_this_run else 0.0)
+  model = nnx.merge(graphdef, jax.device_get(state["params"]))
+  return model, dict(train_seconds=train_seconds, final_step=step, resumed_from=resumed_from)
+
+
+def _check_finite(name: str, metrics: dict, first_step: int, learning_rate: float) -> None:
+  loss = np.asarray(metrics["loss"])
+  bad = np.flatnonzero(~np.isfinite(loss))
+  if bad.size:
+    raise FloatingPointError(
+        f"{name}: loss became {loss[bad[0]]} at step {first_step + int(bad[0])}. Lower "
+        f"optim.learning_rate (now {learning_rate}) or optim.grad_clip, or check the data "
+        f"for extreme feature values.")
+
+
+def params_of(model: nnx.Module) -> dict[str, Any]:
+  """The model's parameters as a plain nested dict of numpy arrays."""
+  return jax.device_get(nnx.to_pure_dict(nnx.state(model)))
+
+
+def total_size(tree: Any) -> int:
+  return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
