@@ -7,6 +7,7 @@ command again on the same workdir resumes from the last checkpoints.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from vpl import report
 from vpl.experiment import train_and_evaluate
 
 FLAGS = flags.FLAGS
@@ -23,8 +24,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
   results = train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  from vpl.experiment import results_table
-  print(results_table(results))
+  print(report.results_table(results))
   print(f"Wrote {FLAGS.workdir}/results.json")
 
 

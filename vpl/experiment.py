@@ -14,9 +14,8 @@ from typing import Callable, Optional
 
 import jax
 import ml_collections
-import numpy as np
 
-from vpl import evaluate, methods, train
+from vpl import evaluate, methods, report, train
 from vpl.data import synthetic
 from vpl.data.comparisons import split_context_target, split_users
 
@@ -74,18 +73,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         method, config, train_data, ckpt_dir=os.path.join(workdir, "checkpoints", name),
         metrics_path=os.path.join(workdir, "metrics.jsonl"), on_chunk=hook)
     p_a, aux = evaluate.predict_users(method, model, heldout, context_idx)
-    report = evaluate.accuracy_report(p_a, heldout, target_mask)
-    report["train_seconds"] = info["train_seconds"]
+    scores = evaluate.accuracy_report(p_a, heldout, target_mask)
+    scores["train_seconds"] = info["train_seconds"]
     if "mu" in aux:
       prior_mu, prior_log_var = jax.device_get(model.prior())
-      report.update(evaluate.latent_report(aux["mu"], aux["log_var"], prior_mu,
+      scores.update(evaluate.latent_report(aux["mu"], aux["log_var"], prior_mu,
                                            prior_log_var))
-    results["methods"][name] = report
+    results["methods"][name] = scores
     models[name] = (method, model)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "results.json"), "w") as f:
       json.dump(results, f, indent=2)
-    table = results_table(results)
+    table = report.results_table(results)
     with open(os.path.join(workdir, "results.md"), "w") as f:
       f.write(table + "\n")
     logging.info("results (%s):\n%s", workdir, table)
@@ -94,21 +93,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       plotting.reward_maps(task, heldout, context_idx, models,
                            os.path.join(workdir, "reward_maps.png"))
   return results
-
-
-def results_table(results: dict) -> str:
-  """A markdown table of every method's held-out metrics."""
-  groups = sorted(results["methods"]["oracle"]["group_accuracy"], key=int)
-  head = ["method", "held-out acc", "divergent acc"]
-  head += [f"div. acc group {g}" for g in groups] + ["worst group", "train s"]
-  rows = [head, ["---"] * len(head)]
-  for name, m in results["methods"].items():
-    div = m.get("divergent_group_accuracy", {})
-    rows.append([name, f"{m['heldout_accuracy']:.3f}", f"{m.get('divergent_accuracy', np.nan):.3f}"]
-                + [f"{div.get(g, np.nan):.3f}" for g in groups]
-                + [f"{m['worst_group_accuracy']:.3f}", f"{m['train_seconds']:.1f}"])
-  lines = ["| " + " | ".join(r) + " |" for r in rows]
-  lines.append(f"\nBTL ceiling {results['btl_ceiling']:.3f}; shares {results['shares']}; "
-               f"{results['num_heldout_users']} held-out users, "
-               f"{results['eval_num_context']} context pairs each.")
-  return "\n".join(lines)

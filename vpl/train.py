@@ -10,6 +10,7 @@ gradient all-reduce. This runs unchanged on 1..N devices, and on many hosts once
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -94,6 +95,39 @@ def method_seed(seed: int, name: str) -> int:
   return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
 
 
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+  """Everything a training loop needs, on device: what `fit` and the benchmarks run."""
+  graphdef: nnx.GraphDef
+  state: TrainState
+  pool: Batch
+  method_key: jax.Array
+  run: Callable[..., tuple[TrainState, dict]]  # run(state, pool, key, num_steps=n)
+
+
+def prepare(method: Method, config: ml_collections.ConfigDict,
+            data: UserComparisons) -> Prepared:
+  """Initialises the state, puts it and the pool on the mesh, and jits `train_steps`."""
+  t = config.train
+  mesh = make_mesh()
+  if method.batch_axis_size % mesh.size:
+    raise ValueError(f"{method.name}'s batch axis ({method.batch_axis_size}) does not split "
+                     f"over {mesh.size} devices; make train.batch_sets a multiple of "
+                     f"{mesh.size}.")
+  if method.name != "btl":
+    check_enough_pairs(data, t.num_context + t.num_targets,
+                       "train.num_context + train.num_targets")
+  seed = method_seed(config.seed, method.name)
+  tx = make_optimizer(config.optim, t.num_steps)
+  graphdef, state = init_state(method, data.feature_dim, seed, tx)
+  replicated = NamedSharding(mesh, P())
+  run = jax.jit(functools.partial(
+      train_steps, graphdef=graphdef, tx=tx, method=method,
+      batch_sharding=NamedSharding(mesh, P("data"))), static_argnames="num_steps")
+  return Prepared(graphdef, jax.device_put(state, replicated),
+                  jax.device_put(make_pool(data), replicated), jax.random.key(seed), run)
+
+
 def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons, *,
         ckpt_dir: str, metrics_path: Optional[str] = None,
         on_chunk: Optional[Callable[[int], None]] = None) -> tuple[nnx.Module, dict]:
@@ -104,7 +138,8 @@ def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons
     config: the run's config (`train`, `optim`, `seed` are read).
     data: training users.
     ckpt_dir: where this method's checkpoints go.
-    metrics_path: JSONL file to append one line per jitted call to.
+    metrics_path: JSONL file to append one line per jitted call to (a resumed run appends
+      the steps after its checkpoint again; readers keep the last line per method and step).
     on_chunk: called with the step reached after each jitted call (progress hooks, tests).
 
   Returns:
@@ -114,21 +149,8 @@ def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons
   if t.checkpoint_every % t.steps_per_call:
     raise ValueError(f"train.checkpoint_every = {t.checkpoint_every} is not a multiple of "
                      f"train.steps_per_call = {t.steps_per_call}; make it one.")
-  mesh = make_mesh()
-  if method.batch_axis_size % mesh.size:
-    raise ValueError(f"{method.name}'s batch axis ({method.batch_axis_size}) does not split "
-                     f"over {mesh.size} devices; make train.batch_sets a multiple of "
-                     f"{mesh.size}.")
-  if method.name != "btl":
-    check_enough_pairs(data, t.num_context + t.num_targets,
-                       f"train.num_context + train.num_targets")
-  seed = method_seed(config.seed, method.name)
-  tx = make_optimizer(config.optim, t.num_steps)
-  graphdef, state = init_state(method, data.feature_dim, seed, tx)
-  replicated = NamedSharding(mesh, P())
-  state = jax.device_put(state, replicated)
-  pool = jax.device_put(make_pool(data), replicated)
-  method_key = jax.random.key(seed)
+  prep = prepare(method, config, data)
+  state = prep.state
 
   # Resume order: the latest checkpoint in ckpt_dir if there is one, else from scratch.
   ckpt = Checkpointer(ckpt_dir)
@@ -138,20 +160,16 @@ def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons
     seconds_before = meta["train_seconds"]
     logging.info("%s: resumed from step %d in %s", method.name, resumed_from, ckpt_dir)
 
-  run = jax.jit(functools.partial(
-      train_steps, graphdef=graphdef, tx=tx, method=method,
-      batch_sharding=NamedSharding(mesh, P("data"))), static_argnames="num_steps")
-  step, start = int(state["step"]), time.perf_counter()
-  steps_this_run = t.num_steps - step
+  start_step = step = int(state["step"])
+  start = time.perf_counter()
   while step < t.num_steps:
     chunk = min(t.steps_per_call, t.num_steps - step)
-    state, metrics = run(state, pool, method_key, num_steps=chunk)
+    state, metrics = prep.run(state, prep.pool, prep.method_key, num_steps=chunk)
     metrics = jax.device_get(metrics)
     step = int(state["step"])
     _check_finite(method.name, metrics, step - chunk, config.optim.learning_rate)
     elapsed = time.perf_counter() - start
-    done = step - (t.num_steps - steps_this_run)
-    rate = done / max(elapsed, 1e-9)
+    rate = (step - start_step) / max(elapsed, 1e-9)
     row = {k: float(np.mean(v)) for k, v in metrics.items()}
     logging.info("%s step %d/%d  loss %.4f  %.0f steps/s  ETA %.0fs", method.name, step,
                  t.num_steps, row["loss"], rate, (t.num_steps - step) / max(rate, 1e-9))
@@ -164,8 +182,8 @@ def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons
       on_chunk(step)
   ckpt.wait()
   ckpt.close()
-  train_seconds = seconds_before + (time.perf_counter() - start if steps_this_run else 0.0)
-  model = nnx.merge(graphdef, jax.device_get(state["params"]))
+  train_seconds = seconds_before + (time.perf_counter() - start if step > start_step else 0.0)
+  model = nnx.merge(prep.graphdef, jax.device_get(state["params"]))
   return model, dict(train_seconds=train_seconds, final_step=step, resumed_from=resumed_from)
 
 

@@ -26,9 +26,11 @@ def masked_mean(x_BxNxH: jax.Array, mask_BxN: Optional[jax.Array]) -> jax.Array:
 class SetEncoder(nnx.Module):
   """q(z | C): a shared pair encoder, permutation-invariant pooling, Gaussian heads.
 
-  Each labelled pair is embedded as y g([a, b]) + (1 - y) g([b, a]), i.e. g of the pair with
-  the preferred option first, mixed by the label when it is soft. Swapping a and b while
-  flipping the label therefore gives the same embedding, and no pair order is assumed.
+  Each labelled pair is embedded as g([w, l, |2y - 1|]) with w = y a + (1 - y) b and
+  l = y b + (1 - y) a: for a hard label, the preferred option first; for a soft one, the
+  label-weighted blend, with the label's confidence beside it. Swapping a and b while
+  flipping the label gives the same embedding, so no pair order is assumed, and g runs once
+  per pair.
   Pooling is a mean over the set, optionally after one self-attention layer (the paper's LLM
   variant); neither uses positions, so the set's order does not matter.
   """
@@ -38,7 +40,7 @@ class SetEncoder(nnx.Module):
                rngs: nnx.Rngs):
     if pooling not in ("mean", "attention"):
       raise ValueError(f"model.pooling = {pooling!r}; choose 'mean' or 'attention'.")
-    self.pair = MLP(2 * feature_dim, hidden, embed_dim, rngs=rngs)
+    self.pair = MLP(2 * feature_dim + 1, hidden, embed_dim, rngs=rngs)
     self.attention = None
     if pooling == "attention":
       if embed_dim % num_heads:
@@ -52,8 +54,10 @@ class SetEncoder(nnx.Module):
                mask_BxN: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
     """Returns the posterior's mean and log-variance, each `[B, L]`."""
     y_BxNx1 = y_BxN[..., None]
-    h_BxNxH = (y_BxNx1 * self.pair(jnp.concatenate([a_BxNxD, b_BxNxD], -1)) +
-               (1 - y_BxNx1) * self.pair(jnp.concatenate([b_BxNxD, a_BxNxD], -1)))
+    preferred_BxNxD = y_BxNx1 * a_BxNxD + (1 - y_BxNx1) * b_BxNxD
+    other_BxNxD = y_BxNx1 * b_BxNxD + (1 - y_BxNx1) * a_BxNxD
+    h_BxNxH = self.pair(jnp.concatenate(
+        [preferred_BxNxD, other_BxNxD, jnp.abs(2 * y_BxNx1 - 1)], -1))
     if self.attention is not None:
       attn_mask = None
       if mask_BxN is not None:

@@ -1,0 +1,51 @@
+"""Runs one config over several seeds and prints mean ± std, and the headline's claims.
+
+  python -m experiments.seeds --workdir=runs/headline            # seeds 0, 1, 2
+  python -m experiments.seeds --workdir=runs/nav10 --config=experiments/configs/navigation.py:goals=10
+
+Each seed runs in DIR/seed_N (resumable like experiments.main); the summary is also written
+to DIR/summary.md.
+"""
+
+import json
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from vpl import report
+from vpl.experiment import train_and_evaluate
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Base directory; seed N runs in DIR/seed_N.", required=True)
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to run.")
+flags.DEFINE_bool("check_headline", None, "Check the 51/49 claims (default: for didactic).")
+config_flags.DEFINE_config_file("config", "experiments/configs/default.py",
+                                "Config file[:arg], as in experiments.main.", lock_config=True)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  runs = []
+  for seed in map(int, FLAGS.seeds):
+    config = FLAGS.config.copy_and_resolve_references()
+    config.unlock()
+    config.seed = seed
+    config.lock()
+    runs.append(train_and_evaluate(config, os.path.join(FLAGS.workdir, f"seed_{seed}")))
+    print(f"seed {seed}: done", flush=True)
+  text = report.seeds_table(runs)
+  check = FLAGS.check_headline
+  if check if check is not None else runs[0]["task"] == "didactic":
+    text += "\n\n" + "\n".join(f"- {'holds' if ok else 'FAILS'}: {claim} ({values})"
+                               for claim, ok, values in report.headline_claims(runs))
+  print(text)
+  with open(os.path.join(FLAGS.workdir, "summary.md"), "w") as f:
+    f.write(text + "\n")
+  with open(os.path.join(FLAGS.workdir, "summary.json"), "w") as f:
+    json.dump(runs, f, indent=2)
+
+
+if __name__ == "__main__":
+  app.run(main)

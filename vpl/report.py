@@ -1,0 +1,80 @@
+"""Tables of results, and the headline's claims checked over seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def results_table(results: dict) -> str:
+  """A markdown table of every method's held-out metrics in one run."""
+  groups = sorted(results["methods"]["oracle"]["group_accuracy"], key=int)
+  head = ["method", "held-out acc", "divergent acc"]
+  head += [f"div. acc group {g}" for g in groups] + ["worst group", "train s"]
+  rows = [head, ["---"] * len(head)]
+  for name, m in results["methods"].items():
+    div = m.get("divergent_group_accuracy", {})
+    rows.append([name, f"{m['heldout_accuracy']:.3f}",
+                 f"{m.get('divergent_accuracy', np.nan):.3f}"]
+                + [f"{div.get(g, np.nan):.3f}" for g in groups]
+                + [f"{m['worst_group_accuracy']:.3f}", f"{m['train_seconds']:.1f}"])
+  lines = ["| " + " | ".join(r) + " |" for r in rows]
+  lines.append(f"\nBTL ceiling {results['btl_ceiling']:.3f}; shares {results['shares']}; "
+               f"{results['num_heldout_users']} held-out users, "
+               f"{results['eval_num_context']} context pairs each.")
+  return "\n".join(lines)
+
+
+def minority_group(results: dict) -> str:
+  """The group with the smallest share (the first such group on ties)."""
+  return str(int(np.argmin(results["shares"])))
+
+
+def _stat(values) -> str:
+  values = np.asarray(values, np.float64)
+  return f"{values.mean():.3f} ± {values.std():.3f}"
+
+
+def seeds_table(runs: list[dict]) -> str:
+  """Mean ± std over runs (seeds) of each method's held-out metrics."""
+  minority = minority_group(runs[0])
+  head = ["method", "held-out acc", "divergent acc", f"div. acc minority (group {minority})",
+          "worst group", "train s"]
+  lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+  for name in runs[0]["methods"]:
+    ms = [r["methods"][name] for r in runs]
+    lines.append("| " + " | ".join([
+        name, _stat([m["heldout_accuracy"] for m in ms]),
+        _stat([m["divergent_accuracy"] for m in ms]),
+        _stat([m["divergent_group_accuracy"][minority] for m in ms]),
+        _stat([m["worst_group_accuracy"] for m in ms]),
+        f"{np.mean([m['train_seconds'] for m in ms]):.1f}"]) + " |")
+  lines.append(f"\n{runs[0]['task']}, shares {runs[0]['shares']}, seeds "
+               f"{[r['seed'] for r in runs]}; BTL ceiling "
+               f"{_stat([r['btl_ceiling'] for r in runs])}.")
+  return "\n".join(lines)
+
+
+def headline_claims(runs: list[dict]) -> list[tuple[str, bool, str]]:
+  """The 51/49 dilemma and its resolution, checked in every run.
+
+  Returns `(claim, holds in every run, measured vs bound per run)` for: VPL within 0.03 of
+  the oracle; BTL at most 0.02 above its ceiling; BTL below 0.5 for the minority on
+  divergent pairs; VPL at >= 0.9 of the oracle for the minority on divergent pairs.
+  """
+  g = minority_group(runs[0])
+  m = lambda r, name: r["methods"][name]
+  checks = [  # (claim, comparison, [(measured, bound) per run])
+      ("VPL held-out accuracy >= oracle - 0.03", ">=",
+       [(m(r, "vpl")["heldout_accuracy"], r["oracle_accuracy"] - 0.03) for r in runs]),
+      ("BTL held-out accuracy <= BTL ceiling + 0.02", "<=",
+       [(m(r, "btl")["heldout_accuracy"], r["btl_ceiling"] + 0.02) for r in runs]),
+      (f"BTL minority (group {g}) accuracy on divergent pairs < 0.5", "<",
+       [(m(r, "btl")["divergent_group_accuracy"][g], 0.5) for r in runs]),
+      (f"VPL minority (group {g}) accuracy on divergent pairs >= 0.9 x oracle's", ">=",
+       [(m(r, "vpl")["divergent_group_accuracy"][g],
+         0.9 * m(r, "oracle")["divergent_group_accuracy"][g]) for r in runs]),
+  ]
+  compare = {">=": lambda x, y: x >= y, "<=": lambda x, y: x <= y, "<": lambda x, y: x < y}
+  return [(claim, all(compare[op](x, y) for x, y in pairs),
+           ", ".join(f"{x:.3f} {op} {y:.3f}" for x, y in pairs))
+          for claim, op, pairs in checks]
