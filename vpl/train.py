@@ -14,11 +14,9 @@ import dataclasses
 import functools
 import json
 import logging
-import math
-import os
 import time
 import zlib
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -162,26 +160,31 @@ def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons
 
   start_step = step = int(state["step"])
   start = time.perf_counter()
-  while step < t.num_steps:
-    chunk = min(t.steps_per_call, t.num_steps - step)
-    state, metrics = prep.run(state, prep.pool, prep.method_key, num_steps=chunk)
-    metrics = jax.device_get(metrics)
-    step = int(state["step"])
-    _check_finite(method.name, metrics, step - chunk, config.optim.learning_rate)
-    elapsed = time.perf_counter() - start
-    rate = (step - start_step) / max(elapsed, 1e-9)
-    row = {k: float(np.mean(v)) for k, v in metrics.items()}
-    logging.info("%s step %d/%d  loss %.4f  %.0f steps/s  ETA %.0fs", method.name, step,
-                 t.num_steps, row["loss"], rate, (t.num_steps - step) / max(rate, 1e-9))
-    if metrics_path is not None and jax.process_index() == 0:
-      with open(metrics_path, "a") as f:
-        f.write(json.dumps(dict(method=method.name, step=step, steps_per_s=rate, **row)) + "\n")
-    if step % t.checkpoint_every == 0 or step == t.num_steps:
-      ckpt.save(step, state, dict(train_seconds=seconds_before + elapsed))
-    if on_chunk is not None:
-      on_chunk(step)
-  ckpt.wait()
-  ckpt.close()
+  # On any exception (NaN check, a hook, Ctrl-C) the last async save is still finished and
+  # the manager closed, so a fit retried at once in this process resumes from it.
+  try:
+    while step < t.num_steps:
+      chunk = min(t.steps_per_call, t.num_steps - step)
+      state, metrics = prep.run(state, prep.pool, prep.method_key, num_steps=chunk)
+      metrics = jax.device_get(metrics)
+      step = int(state["step"])
+      _check_finite(method.name, metrics, step - chunk, config.optim.learning_rate)
+      elapsed = time.perf_counter() - start
+      rate = (step - start_step) / max(elapsed, 1e-9)
+      row = {k: float(np.mean(v)) for k, v in metrics.items()}
+      logging.info("%s step %d/%d  loss %.4f  %.0f steps/s  ETA %.0fs", method.name, step,
+                   t.num_steps, row["loss"], rate, (t.num_steps - step) / max(rate, 1e-9))
+      if metrics_path is not None and jax.process_index() == 0:
+        with open(metrics_path, "a") as f:
+          f.write(json.dumps(dict(method=method.name, step=step, steps_per_s=rate, **row))
+                  + "\n")
+      if step % t.checkpoint_every == 0 or step == t.num_steps:
+        ckpt.save(step, state, dict(train_seconds=seconds_before + elapsed))
+      if on_chunk is not None:
+        on_chunk(step)
+  finally:
+    ckpt.wait()
+    ckpt.close()
   train_seconds = seconds_before + (time.perf_counter() - start if step > start_step else 0.0)
   model = nnx.merge(prep.graphdef, jax.device_get(state["params"]))
   return model, dict(train_seconds=train_seconds, final_step=step, resumed_from=resumed_from)
@@ -195,12 +198,3 @@ def _check_finite(name: str, metrics: dict, first_step: int, learning_rate: floa
         f"{name}: loss became {loss[bad[0]]} at step {first_step + int(bad[0])}. Lower "
         f"optim.learning_rate (now {learning_rate}) or optim.grad_clip, or check the data "
         f"for extreme feature values.")
-
-
-def params_of(model: nnx.Module) -> dict[str, Any]:
-  """The model's parameters as a plain nested dict of numpy arrays."""
-  return jax.device_get(nnx.to_pure_dict(nnx.state(model)))
-
-
-def total_size(tree: Any) -> int:
-  return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
