@@ -8,8 +8,6 @@ each pair by the population's pooled preference (ALGORITHMS.md section 1).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import jax
 import numpy as np
 from flax import nnx
@@ -106,3 +104,25 @@ def oracle_and_ceiling(data: UserComparisons, target_mask: np.ndarray
   # Ties (P = 0.5 exactly) are broken towards b in both, as in every method's prediction.
   return (accuracy_report(data.true_pref, data, target_mask),
           accuracy_report(data.pooled_pref, data, target_mask))
+
+
+def bayes_oracle(data: UserComparisons, context_idx: np.ndarray, shares) -> np.ndarray:
+  """P(a preferred) `[U, K]` of the Bayes-optimal predictor given only the context pairs.
+
+  It knows every group's generating reward and the group shares, but not the user's group:
+  it weighs the groups by their posterior given the user's context labels. This is the best
+  any method can do from the same context, the fair reference for a latent method (the
+  oracle, which knows the group, is an upper bound no method can reach from a few pairs).
+  """
+  if data.group_pref is None:
+    raise ValueError("This data has no per-group generating preferences (group_pref), so "
+                     "there is no Bayes oracle to report.")
+  eps = 1e-6  # Keeps a noiseless group that contradicts one label possible, barely.
+  pref_UxNxG = np.clip(np.take_along_axis(data.group_pref, context_idx[..., None], axis=1),
+                       eps, 1 - eps)
+  y_UxNx1 = gather_context(data, context_idx)["label"][..., None]
+  log_lik_UxG = (y_UxNx1 * np.log(pref_UxNxG) + (1 - y_UxNx1) * np.log1p(-pref_UxNxG)).sum(1)
+  log_post_UxG = log_lik_UxG + np.log(np.asarray(shares))[None]
+  post_UxG = np.exp(log_post_UxG - log_post_UxG.max(1, keepdims=True))
+  post_UxG /= post_UxG.sum(1, keepdims=True)
+  return np.einsum("ukg,ug->uk", data.group_pref, post_UxG)

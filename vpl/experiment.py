@@ -65,6 +65,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                  btl_ceiling=ceiling["heldout_accuracy"],
                  methods=dict(oracle=dict(oracle, train_seconds=0.0)),
                  btl_ceiling_report=ceiling)
+  if heldout.group_pref is not None:
+    bayes = evaluate.bayes_oracle(heldout, context_idx, task.shares)
+    results["methods"]["bayes_oracle"] = dict(
+        evaluate.accuracy_report(bayes, heldout, target_mask), train_seconds=0.0)
   models = {}
   for name in config.methods:
     method = methods.make_method(name, config)

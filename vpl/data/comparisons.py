@@ -30,6 +30,7 @@ class UserComparisons:
     true_pref: optional `[U, K]` P(a preferred) under the user's generating reward.
     pooled_pref: optional `[U, K]` P(a preferred) averaged over the population's groups.
     divergent: optional `[U, K]` bool, True where the groups' true rewards disagree.
+    group_pref: optional `[U, K, G]` P(a preferred) under each group's generating reward.
   """
 
   a: np.ndarray
@@ -41,6 +42,7 @@ class UserComparisons:
   true_pref: Optional[np.ndarray] = None
   pooled_pref: Optional[np.ndarray] = None
   divergent: Optional[np.ndarray] = None
+  group_pref: Optional[np.ndarray] = None
 
   def __post_init__(self):
     validate(self)
@@ -83,6 +85,9 @@ def validate(data: UserComparisons) -> None:
     if x is not None and x.shape != (users, pairs):
       raise ValueError(f"UserComparisons.{name} has shape {x.shape}; expected "
                        f"{(users, pairs)} to match a's [users, pairs].")
+  if data.group_pref is not None and data.group_pref.shape[:2] != (users, pairs):
+    raise ValueError(f"UserComparisons.group_pref has shape {data.group_pref.shape}; "
+                     f"expected {(users, pairs)} + (groups,).")
   for name in ("user_id", "group"):
     if getattr(data, name).shape != (users,):
       raise ValueError(f"UserComparisons.{name} has shape {getattr(data, name).shape}; "

@@ -82,7 +82,7 @@ def _generate(name: str, reward: RewardFn, shares, *, num_users: int, pairs_per_
       a=a, b=b, label=label, mask=np.ones(label.shape, bool),
       user_id=np.arange(num_users), group=group,
       true_pref=true_pref.astype(np.float32), pooled_pref=pooled_pref.astype(np.float32),
-      divergent=divergent)
+      divergent=divergent, group_pref=np.moveaxis(pref, 0, -1).astype(np.float32))
   return Task(name, data, reward, tuple(float(s) for s in shares))
 
 
