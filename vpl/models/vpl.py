@@ -41,7 +41,9 @@ class SetEncoder(nnx.Module):
     if pooling not in ("mean", "attention"):
       raise ValueError(f"model.pooling = {pooling!r}; choose 'mean' or 'attention'.")
     self.pair = MLP(2 * feature_dim + 1, hidden, embed_dim, rngs=rngs)
-    self.attention = None
+    # nnx.data: attention is a submodule or None; a plain None would make the attribute
+    # static, and assigning the module below would then raise.
+    self.attention = nnx.data(None)
     if pooling == "attention":
       if embed_dim % num_heads:
         raise ValueError(f"model.embed_dim = {embed_dim} is not divisible by "
