@@ -44,12 +44,12 @@ def _circle(num: int, radius: float, phase: float) -> np.ndarray:
 def _assign_groups(num_users: int, shares: Sequence[float], rng) -> np.ndarray:
   shares = np.asarray(shares, np.float64)
   if shares.ndim != 1 or (shares <= 0).any() or abs(shares.sum() - 1) > 1e-6:
-    raise ValueError(f"shares = {tuple(shares)}: give one positive share per group, "
+    raise ValueError(f"shares = {tuple(shares.tolist())}: give one positive share per group, "
                      f"summing to 1 (e.g. (0.51, 0.49)).")
   counts = np.floor(shares * num_users).astype(int)
   counts[np.argsort(-(shares * num_users - counts))[:num_users - counts.sum()]] += 1
   if (counts == 0).any():
-    raise ValueError(f"num_users = {num_users} leaves a group of shares {tuple(shares)} "
+    raise ValueError(f"num_users = {num_users} leaves a group of shares {tuple(shares.tolist())} "
                      f"empty; raise num_users.")
   return rng.permutation(np.repeat(np.arange(len(shares)), counts)).astype(np.int32)
 
