@@ -1,0 +1,120 @@
+"""vpl/methods.py: losses invariant to swapping a and b with the label flipped, samplers."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from conftest import edited
+from vpl import methods, train
+from vpl.data.comparisons import from_flat
+
+D = 2
+
+
+def _swap(part: dict, swap: np.ndarray) -> dict:
+  """`part` with a and b exchanged and the label flipped where `swap` is True."""
+  return dict(a=np.where(swap[..., None], part["b"], part["a"]),
+              b=np.where(swap[..., None], part["a"], part["b"]),
+              label=np.where(swap, 1 - part["label"], part["label"]))
+
+
+def _part(rng, shape, soft):
+  label = rng.random(shape) if soft else rng.integers(0, 2, shape)
+  return dict(a=rng.uniform(-1, 1, shape + (D,)).astype(np.float32),
+              b=rng.uniform(-1, 1, shape + (D,)).astype(np.float32),
+              label=label.astype(np.float32))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+@pytest.mark.parametrize("soft", [False, True])
+def test_vpl_loss_swap_a_b_with_flipped_label(tiny_config, pooling, soft):
+  config = edited(tiny_config, **{"model.pooling": pooling, "loss.beta_schedule": "constant"})
+  method = methods.make_method("vpl", config)
+  model = method.make_model(D, nnx.Rngs(0))
+  rng = np.random.default_rng(0)
+  batch = dict(context=_part(rng, (5, 4), soft), targets=_part(rng, (5, 3), soft))
+  key, step = jax.random.key(3), jnp.int32(7)
+  loss, metrics = method.loss(model, batch, key, step)
+  for where in ("context", "targets", "both"):
+    swapped = {}
+    for part in ("context", "targets"):
+      flip = rng.random(batch[part]["label"].shape) < 0.5
+      swapped[part] = _swap(batch[part], flip) if where in (part, "both") else batch[part]
+    loss_s, metrics_s = method.loss(model, swapped, key, step)
+    assert float(loss_s) == pytest.approx(float(loss), rel=1e-5)
+    assert float(metrics_s["kl"]) == pytest.approx(float(metrics["kl"]), rel=1e-5)
+  # Guard: swapping a and b WITHOUT flipping the label changes the loss.
+  flip = np.ones((5, 3), bool)
+  unflipped = dict(batch, targets=dict(_swap(batch["targets"], flip),
+                                       label=batch["targets"]["label"]))
+  assert abs(float(method.loss(model, unflipped, key, step)[0]) - float(loss)) > 1e-4
+
+
+def test_btl_loss_swap_a_b_with_flipped_label(tiny_config):
+  method = methods.make_method("btl", tiny_config)
+  model = method.make_model(D, nnx.Rngs(0))
+  rng = np.random.default_rng(1)
+  batch = _part(rng, (32,), soft=True)
+  loss, _ = method.loss(model, batch, None, None)
+  swapped = _swap(batch, rng.random(32) < 0.5)
+  assert float(method.loss(model, swapped, None, None)[0]) == pytest.approx(float(loss),
+                                                                              rel=1e-6)
+
+
+def _pool(pairs_per_user=(5, 9, 7), seed=0):
+  rng = np.random.default_rng(seed)
+  user = np.repeat(np.arange(len(pairs_per_user)) * 10, pairs_per_user)
+  n = len(user)
+  # Feature 0 encodes the user and feature 1 the pair's position, so samples are traceable.
+  slot = np.concatenate([np.arange(k) for k in pairs_per_user])
+  a = np.stack([user, slot], -1).astype(np.float32)
+  data = from_flat(a, -a, rng.integers(0, 2, n), user)
+  return data, jax.device_put(train.make_pool(data))
+
+
+def test_sample_sets_draws_one_user_and_disjoint_real_pairs():
+  data, pool = _pool()
+  batch = methods.sample_sets(jax.random.key(0), pool, num_sets=64, num_context=3,
+                              num_targets=2, target_mode="disjoint")
+  ctx, tgt = (np.asarray(batch[p]["a"]) for p in ("context", "targets"))
+  assert ctx.shape == (64, 3, D) and tgt.shape == (64, 2, D)
+  for c, t in zip(ctx, tgt):
+    assert len(set(c[:, 0]) | set(t[:, 0])) == 1  # one user per set
+    slots = list(c[:, 1]) + list(t[:, 1])
+    assert len(set(slots)) == 5  # context and targets never share a pair
+    user = int(c[0, 0]) // 10
+    assert max(slots) < data.pairs_per_user[user]  # only real pairs, never padding
+  both = methods.sample_sets(jax.random.key(0), pool, num_sets=8, num_context=3,
+                             num_targets=2, target_mode="both")
+  np.testing.assert_array_equal(both["targets"]["a"][:, :3], both["context"]["a"])
+  same = methods.sample_sets(jax.random.key(0), pool, num_sets=8, num_context=3,
+                             num_targets=2, target_mode="context")
+  np.testing.assert_array_equal(same["targets"]["a"], same["context"]["a"])
+
+
+def test_sample_pairs_draws_only_real_pairs():
+  data, pool = _pool()
+  batch = methods.sample_pairs(jax.random.key(0), pool, 500)
+  a = np.asarray(batch["a"])
+  users, slots = a[:, 0].astype(int) // 10, a[:, 1].astype(int)
+  assert (slots < data.pairs_per_user[users]).all()
+  assert set(users) == {0, 1, 2}
+  np.testing.assert_array_equal(batch["b"], -a)
+
+
+def test_make_method_rejects_unknown_names(tiny_config):
+  with pytest.raises(ValueError, match=r"'dpl'.*\['btl', 'vpl'\]"):
+    methods.make_method("dpl", tiny_config)
+  with pytest.raises(ValueError, match=r"loss.target_mode = 'all'"):
+    methods.make_method("vpl", edited(tiny_config, **{"loss.target_mode": "all"}))
+  with pytest.raises(ValueError, match=r"loss.beta_schedule = 'linear'"):
+    methods.make_method("vpl", edited(tiny_config, **{"loss.beta_schedule": "linear"}))
+
+
+def test_batch_axis_sizes(tiny_config):
+  t = tiny_config.train
+  assert methods.make_method("vpl", tiny_config).batch_axis_size == t.batch_sets
+  assert (methods.make_method("btl", tiny_config).batch_axis_size
+          == t.batch_sets * t.num_targets)

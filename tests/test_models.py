@@ -1,0 +1,165 @@
+"""vpl/models: the set encoder's invariances, z changing r, shapes and argument checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from vpl.models.btl import BTLReward
+from vpl.models.mlp import MLP
+from vpl.models.vpl import SetEncoder, VPLModel, masked_mean
+
+B, N, D, L = 3, 6, 2, 3
+
+
+def _context(seed=0, soft=False):
+  rng = np.random.default_rng(seed)
+  a = rng.normal(size=(B, N, D)).astype(np.float32)
+  b = rng.normal(size=(B, N, D)).astype(np.float32)
+  label = (rng.random((B, N)) if soft else rng.integers(0, 2, (B, N))).astype(np.float32)
+  return a, b, label
+
+
+# A mask with a different number of real pairs per set, none empty.
+MASK = np.array([[1, 1, 1, 1, 1, 1], [1, 0, 1, 1, 0, 0], [0, 0, 1, 0, 1, 0]], bool)
+
+
+@pytest.fixture(scope="module", params=["mean", "attention"])
+def encoder(request):
+  return SetEncoder(D, (16, 16), 8, L, pooling=request.param, num_heads=2, rngs=nnx.Rngs(0))
+
+
+def _encode(encoder, a, b, label, mask=None):
+  return [np.asarray(x) for x in encoder(jnp.asarray(a), jnp.asarray(b), jnp.asarray(label),
+                                         None if mask is None else jnp.asarray(mask))]
+
+
+@pytest.mark.parametrize("use_mask", [False, True])
+@pytest.mark.parametrize("soft", [False, True])
+def test_encoder_is_permutation_invariant(encoder, use_mask, soft):
+  a, b, label = _context(soft=soft)
+  mask = MASK if use_mask else None
+  mu, log_var = _encode(encoder, a, b, label, mask)
+  rng = np.random.default_rng(1)
+  for _ in range(3):
+    perm = np.stack([rng.permutation(N) for _ in range(B)])  # a different order per set
+    take = lambda x: np.take_along_axis(x, perm[..., None] if x.ndim == 3 else perm, axis=1)
+    mu_p, log_var_p = _encode(encoder, take(a), take(b), take(label),
+                              None if mask is None else take(mask))
+    np.testing.assert_allclose(mu_p, mu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(log_var_p, log_var, rtol=1e-5, atol=1e-6)
+
+
+def test_encoder_ignores_masked_out_pairs(encoder):
+  a, b, label = _context()
+  mu, log_var = _encode(encoder, a, b, label, MASK)
+  rng = np.random.default_rng(2)
+  junk = lambda x: np.where(MASK[..., None] if x.ndim == 3 else MASK, x,
+                            (10 * rng.normal(size=x.shape)).astype(np.float32))
+  mu_j, log_var_j = _encode(encoder, junk(a), junk(b), np.where(MASK, label, 1 - label), MASK)
+  np.testing.assert_allclose(mu_j, mu, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(log_var_j, log_var, rtol=1e-5, atol=1e-6)
+  # Dropping the masked-out pairs altogether gives the same posterior as masking them.
+  for row in range(B):
+    keep = MASK[row]
+    mu_r, log_var_r = _encode(encoder, a[row:row + 1, keep], b[row:row + 1, keep],
+                              label[row:row + 1, keep])
+    np.testing.assert_allclose(mu_r[0], mu[row], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(log_var_r[0], log_var[row], rtol=1e-5, atol=1e-6)
+
+
+def test_encoder_depends_on_the_real_pairs(encoder):
+  # Guards the invariance tests above against an encoder that ignores its input.
+  a, b, label = _context()
+  mu, _ = _encode(encoder, a, b, label, MASK)
+  mu_flipped, _ = _encode(encoder, a, b, 1 - label, MASK)
+  assert np.abs(mu_flipped - mu).max() > 1e-4
+  moved = a.copy()
+  moved[:, 2] += 1.0  # pair 2 is real in every set
+  mu_moved, _ = _encode(encoder, moved, b, label, MASK)
+  assert (np.abs(mu_moved - mu).max(axis=1) > 1e-4).all()
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_encoder_swap_a_b_with_flipped_label(encoder, soft):
+  a, b, label = _context(soft=soft)
+  swap = np.random.default_rng(3).random((B, N)) < 0.5  # swap about half of the pairs
+  a_s = np.where(swap[..., None], b, a)
+  b_s = np.where(swap[..., None], a, b)
+  label_s = np.where(swap, 1 - label, label)
+  for mask in (None, MASK):
+    mu, log_var = _encode(encoder, a, b, label, mask)
+    mu_s, log_var_s = _encode(encoder, a_s, b_s, label_s, mask)
+    np.testing.assert_allclose(mu_s, mu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(log_var_s, log_var, rtol=1e-5, atol=1e-6)
+
+
+def test_masked_mean_by_hand():
+  x = jnp.arange(12.0).reshape(1, 4, 3)
+  mask = jnp.array([[True, False, True, False]])
+  np.testing.assert_allclose(masked_mean(x, mask), [[3.0, 4.0, 5.0]])  # rows 0 and 2
+  np.testing.assert_allclose(masked_mean(x, None), [[4.5, 5.5, 6.5]])
+
+
+@pytest.fixture(scope="module")
+def model():
+  return VPLModel(D, hidden=(16, 16), embed_dim=8, latent_dim=L, rngs=nnx.Rngs(0))
+
+
+def test_changing_z_changes_the_reward(model):
+  s = jnp.asarray(np.random.default_rng(4).uniform(-1, 1, (10, D)), jnp.float32)
+  z1, z2 = jnp.zeros(L), jnp.array([1.0, -0.5, 0.3])
+  r1, r2 = np.asarray(model.reward(s, z1)), np.asarray(model.reward(s, z2))
+  assert r1.shape == r2.shape == (10,)
+  assert np.abs(r1 - r2).max() > 1e-3
+  # Not only a constant shift: z changes which states are preferred by how much.
+  assert np.std(r1 - r2) > 1e-4
+  # The same z gives the same reward, broadcast per state or given per state.
+  np.testing.assert_allclose(model.reward(s, jnp.broadcast_to(z2, (10, L))), r2, rtol=1e-6)
+
+
+def test_vpl_forward_shapes_and_aux(model):
+  a, b, label = _context()
+  targets = dict(a=jnp.asarray(a[:, :4]), b=jnp.asarray(b[:, :4]))
+  context = dict(a=a, b=b, label=label)
+  logits, aux = model(context, targets)
+  assert logits.shape == (B, 4)
+  assert {k: v.shape for k, v in aux.items()} == dict(
+      mu=(B, L), log_var=(B, L), z=(B, L), reward_a=(B, 4), reward_b=(B, 4))
+  np.testing.assert_array_equal(aux["z"], aux["mu"])  # no key: the posterior mean
+  np.testing.assert_allclose(logits, aux["reward_a"] - aux["reward_b"], rtol=1e-6)
+  # With a key, z = mu + sigma * eps for that key's eps.
+  key = jax.random.key(7)
+  _, aux_k = model(context, targets, key)
+  eps = jax.random.normal(key, aux["mu"].shape)
+  np.testing.assert_allclose(aux_k["z"], aux["mu"] + jnp.exp(0.5 * aux["log_var"]) * eps,
+                             rtol=1e-5, atol=1e-6)
+  assert np.abs(np.asarray(aux_k["z"] - aux["z"])).max() > 1e-3
+
+
+def test_prior_fixed_and_learned():
+  fixed = VPLModel(D, hidden=(8,), embed_dim=8, latent_dim=L, rngs=nnx.Rngs(0))
+  for x in fixed.prior():
+    np.testing.assert_array_equal(x, np.zeros(L))
+  learned = VPLModel(D, hidden=(8,), embed_dim=8, latent_dim=L, learned_prior=True,
+                     rngs=nnx.Rngs(0))
+  names = {"/".join(map(str, p)) for p, _ in nnx.to_flat_state(nnx.state(learned, nnx.Param))}
+  assert {"prior_mu", "prior_log_var"} <= names
+  learned.prior_mu[...] = jnp.ones(L)
+  np.testing.assert_array_equal(learned.prior()[0], np.ones(L))
+
+
+def test_btl_and_mlp_shapes():
+  btl = BTLReward(D, (8, 8), rngs=nnx.Rngs(0))
+  assert btl(jnp.zeros((5, 7, D))).shape == (5, 7)
+  mlp = MLP(4, (8,), 3, rngs=nnx.Rngs(0))
+  assert len(mlp.layers) == 2
+  assert mlp(jnp.zeros((2, 4))).shape == (2, 3)
+
+
+def test_bad_encoder_arguments_raise():
+  with pytest.raises(ValueError, match=r"model.pooling = 'max'"):
+    SetEncoder(D, (8,), 8, L, pooling="max", rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match=r"model.embed_dim = 10 .*model.num_heads = 4"):
+    SetEncoder(D, (8,), 10, L, pooling="attention", num_heads=4, rngs=nnx.Rngs(0))
