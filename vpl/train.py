@@ -68,7 +68,7 @@ def train_step(state: TrainState, pool: Batch, method_key: jax.Array, *,
 
   (_, metrics), grads = jax.value_and_grad(loss_of, has_aux=True)(state["params"])
   updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-  metrics["grad_norm"] = optax.global_norm(grads)
+  metrics["grad_norm"] = optax.tree_utils.tree_norm(grads)
   return dict(params=optax.apply_updates(state["params"], updates), opt_state=opt_state,
               step=step + 1), metrics
 
