@@ -8,7 +8,6 @@ again on the same workdir resumes every method from its latest checkpoint.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from typing import Callable, Optional
 
@@ -91,7 +90,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     table = report.results_table(results)
     with open(os.path.join(workdir, "results.md"), "w") as f:
       f.write(table + "\n")
-    logging.info("results (%s):\n%s", workdir, table)
     if task.data.feature_dim == 2 and config.eval.reward_maps:
       from vpl import plotting  # matplotlib only when a figure is drawn.
       plotting.reward_maps(task, heldout, context_idx, models,
