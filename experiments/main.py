@@ -4,6 +4,8 @@ Flags live here only; the work is `vpl.experiment.train_and_evaluate`. Running t
 command again on the same workdir resumes from the last checkpoints.
 """
 
+import logging as std_logging
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -19,10 +21,19 @@ config_flags.DEFINE_config_file(
     "fields are overridden with --config.group.field=value.", lock_config=True)
 
 
+def quiet_dependencies() -> None:
+  """Shows vpl's INFO lines (progress: steps/s, ETA) and everyone's warnings, not the
+  dependencies' INFO chatter (orbax logs dozens of lines per checkpoint)."""
+  logging.set_verbosity(logging.INFO)
+  ours = ("/vpl/", "/experiments/", "/benchmarks/")
+  logging.get_absl_handler().addFilter(  # std_logging: absl's WARNING constant is -1.
+      lambda r: r.levelno >= std_logging.WARNING or any(p in r.pathname for p in ours))
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.INFO)
+  quiet_dependencies()
   results = train_and_evaluate(FLAGS.config, FLAGS.workdir)
   print(report.results_table(results))
   print(f"Wrote {FLAGS.workdir}/results.json")
