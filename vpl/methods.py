@@ -35,6 +35,9 @@ class Method:
   loss: Callable[[nnx.Module, Batch, jax.Array, jax.Array], tuple[jax.Array, dict]]
   predict: Callable[[nnx.Module, Batch, Batch], tuple[jax.Array, dict]]
   batch_axis_size: int  # size of the batch axis that is split across devices
+  # Pairs every training user must have for sample_batch, and the config fields that set it.
+  min_pairs_per_user: int = 1
+  min_pairs_source: str = "sampling a pair"
 
 
 def sample_pairs(key: jax.Array, pool: Batch, num_pairs: int) -> Batch:
@@ -119,7 +122,9 @@ def _vpl(config: ml_collections.ConfigDict) -> Method:
 
   sampler = functools.partial(sample_sets, num_sets=t.batch_sets, num_context=t.num_context,
                               num_targets=t.num_targets, target_mode=l.target_mode)
-  return Method("vpl", make_model, sampler, loss, predict, batch_axis_size=t.batch_sets)
+  return Method("vpl", make_model, sampler, loss, predict, batch_axis_size=t.batch_sets,
+                min_pairs_per_user=t.num_context + t.num_targets,
+                min_pairs_source="train.num_context + train.num_targets")
 
 
 REGISTRY: dict[str, Callable[[ml_collections.ConfigDict], Method]] = {

@@ -112,9 +112,7 @@ def prepare(method: Method, config: ml_collections.ConfigDict,
     raise ValueError(f"{method.name}'s batch axis ({method.batch_axis_size}) does not split "
                      f"over {mesh.size} devices; make train.batch_sets a multiple of "
                      f"{mesh.size}.")
-  if method.name != "btl":
-    check_enough_pairs(data, t.num_context + t.num_targets,
-                       "train.num_context + train.num_targets")
+  check_enough_pairs(data, method.min_pairs_per_user, method.min_pairs_source)
   seed = method_seed(config.seed, method.name)
   tx = make_optimizer(config.optim, t.num_steps)
   graphdef, state = init_state(method, data.feature_dim, seed, tx)
