@@ -14,7 +14,7 @@ from flax import nnx
 
 from vpl import losses
 from vpl.data.comparisons import UserComparisons
-from vpl.methods import Method
+from vpl.methods.base import Method
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 

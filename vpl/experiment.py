@@ -72,7 +72,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   for name in config.methods:
     method = methods.make_method(name, config)
     hook = None if on_chunk is None else (lambda step, n=name: on_chunk(n, step))
-    model, info = train.fit(
+    model, info = (method.fit or train.fit)(
         method, config, train_data, ckpt_dir=os.path.join(workdir, "checkpoints", name),
         metrics_path=os.path.join(workdir, "metrics.jsonl"), on_chunk=hook)
     p_a, aux = evaluate.predict_users(method, model, heldout, context_idx)

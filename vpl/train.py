@@ -28,7 +28,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from vpl.checkpointing import Checkpointer
 from vpl.data.comparisons import UserComparisons, check_enough_pairs
-from vpl.methods import Batch, Method
+from vpl.methods.base import Batch, Method
 
 TrainState = dict  # {'params': pure dict, 'opt_state': optax state, 'step': int32 scalar}
 

@@ -1,0 +1,26 @@
+"""Reward-learning methods behind one interface (`base.Method`), and their registry.
+
+A new method is one module here with `make(config) -> Method`, plus an entry in REGISTRY.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import ml_collections
+
+from vpl.methods import btl, vpl
+from vpl.methods.base import Batch, Method
+from vpl.methods.sampling import sample_pairs, sample_sets
+
+__all__ = ["Batch", "Method", "REGISTRY", "make_method", "sample_pairs", "sample_sets"]
+
+REGISTRY: dict[str, Callable[[ml_collections.ConfigDict], Method]] = {
+    "btl": btl.make, "vpl": vpl.make}
+
+
+def make_method(name: str, config: ml_collections.ConfigDict) -> Method:
+  if name not in REGISTRY:
+    raise ValueError(f"config.methods has {name!r}, which is not a method; choose from "
+                     f"{sorted(REGISTRY)}.")
+  return REGISTRY[name](config)

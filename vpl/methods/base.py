@@ -1,0 +1,38 @@
+"""The interface every reward-learning method implements.
+
+A method is plain functions, so the trainer and evaluator treat all methods alike:
+- `make_model(feature_dim, rngs)`: a Flax NNX module;
+- `sample_batch(key, pool)`: a training batch drawn on device from the training pool
+  (`a`, `b` `[U, K, D]`, `label`, `mask` `[U, K]`, `valid_flat` `[P]` flat indices of real pairs);
+- `loss(model, batch, key, step)`: `(scalar, metrics)`;
+- `predict(model, context, targets)`: `(logits [B, T], aux)` for users given by their context
+  pairs (`a`, `b`, `label` `[B, N, ...]`); methods with one reward for everyone ignore it.
+  Latent methods put the user representation in aux (`mu`, `log_var` for Gaussian posteriors).
+- `fit` (optional): a trainer that replaces `vpl.train.fit` for methods that are not trained
+  by gradient steps alone (EM); same signature and return value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+import jax
+from flax import nnx
+
+Batch = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  name: str
+  make_model: Callable[[int, nnx.Rngs], nnx.Module]
+  sample_batch: Callable[[jax.Array, Batch], Batch]
+  loss: Callable[[nnx.Module, Batch, jax.Array, jax.Array], tuple[jax.Array, dict]]
+  predict: Callable[[nnx.Module, Batch, Batch], tuple[jax.Array, dict]]
+  batch_axis_size: int  # size of the batch axis that is split across devices
+  # Pairs every training user must have for sample_batch, and the config fields that set it.
+  min_pairs_per_user: int = 1
+  min_pairs_source: str = "sampling a pair"
+
+  fit: Optional[Callable[..., tuple[nnx.Module, dict]]] = None

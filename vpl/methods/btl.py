@@ -1,0 +1,35 @@
+"""BTL: one reward for everyone, fit by Bradley-Terry on pooled pairs (ALGORITHMS.md 1)."""
+
+from __future__ import annotations
+
+import functools
+
+import ml_collections
+
+from vpl import losses
+from vpl.methods.base import Method
+from vpl.methods.sampling import sample_pairs
+from vpl.models.btl import BTLReward
+
+
+def make(config: ml_collections.ConfigDict) -> Method:
+  def make_model(feature_dim, rngs):
+    return BTLReward(feature_dim, tuple(config.model.hidden), rngs=rngs)
+
+  def loss(model, batch, key, step):
+    del key, step
+    logit = model(batch["a"]) - model(batch["b"])
+    value = losses.bt_loss(logit, batch["label"])
+    return value, dict(loss=value, nll=value)
+
+  def predict(model, context, targets):
+    del context
+    reward_a, reward_b = model(targets["a"]), model(targets["b"])
+    return reward_a - reward_b, dict(reward_a=reward_a, reward_b=reward_b)
+
+  # BTL sees as many comparisons per step as VPL has target pairs.
+  num_pairs = config.train.batch_sets * config.train.num_targets
+  return Method("btl", make_model,
+                functools.partial(sample_pairs, num_pairs=num_pairs), loss, predict,
+                batch_axis_size=num_pairs)
+

@@ -1,0 +1,41 @@
+"""Batch samplers shared by methods: single pairs, and per-user context/target sets."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from vpl.methods.base import Batch
+
+
+def sample_pairs(key: jax.Array, pool: Batch, num_pairs: int) -> Batch:
+  """Draws `num_pairs` comparisons uniformly from all real pairs of the pool (with replacement)."""
+  pick = jax.random.randint(key, (num_pairs,), 0, pool["valid_flat"].shape[0])
+  flat = pool["valid_flat"][pick]
+  width = pool["a"].shape[1]
+  user, slot = flat // width, flat % width
+  return {name: pool[name][user, slot] for name in ("a", "b", "label")}
+
+
+def sample_sets(key: jax.Array, pool: Batch, *, num_sets: int, num_context: int,
+                num_targets: int, target_mode: str) -> Batch:
+  """Draws sets of one user each: `num_context` context pairs and target pairs.
+
+  A fresh context is drawn for the same user at every step, so each target is seen with many
+  different context sets (the paper's augmentation). `target_mode`:
+  'disjoint' targets are other pairs of the same user (trains the encoder to generalise);
+  'context' targets are the context pairs themselves (the paper's training);
+  'both' targets are the context pairs and the others.
+  """
+  k_user, k_pair = jax.random.split(key)
+  num_users = pool["a"].shape[0]
+  users = jax.random.choice(k_user, num_users, (num_sets,), replace=num_users < num_sets)
+  mask = pool["mask"][users]
+  noise = jnp.where(mask, jax.random.uniform(k_pair, mask.shape), 2.0)
+  order = jnp.argsort(noise, axis=1)[:, :num_context + num_targets]
+  take = lambda name, idx: pool[name][users[:, None], idx]
+  ctx_idx = order[:, :num_context]
+  tgt_idx = {"disjoint": order[:, num_context:], "context": ctx_idx, "both": order}[target_mode]
+  return dict(context={n: take(n, ctx_idx) for n in ("a", "b", "label")},
+              targets={n: take(n, tgt_idx) for n in ("a", "b", "label")})
+

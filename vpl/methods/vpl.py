@@ -1,0 +1,46 @@
+"""VPL: latent-conditioned BTL trained with an ELBO (ALGORITHMS.md 2)."""
+
+from __future__ import annotations
+
+import functools
+
+import ml_collections
+
+from vpl import losses, schedules
+from vpl.methods.base import Method
+from vpl.methods.sampling import sample_sets
+from vpl.models.vpl import VPLModel
+
+
+def make(config: ml_collections.ConfigDict) -> Method:
+  m, l, t = config.model, config.loss, config.train
+  if l.target_mode not in ("disjoint", "context", "both"):
+    raise ValueError(f"loss.target_mode = {l.target_mode!r}; choose 'disjoint', 'context' "
+                     f"or 'both'.")
+  beta_at = functools.partial(
+      schedules.beta_at, kind=l.beta_schedule, beta=l.beta, num_steps=t.num_steps,
+      warmup_steps=l.warmup_steps, cycles=l.cycles)
+  beta_at(0)  # Rejects an unknown schedule now, not at trace time.
+
+  def make_model(feature_dim, rngs):
+    return VPLModel(feature_dim, hidden=tuple(m.hidden), embed_dim=m.embed_dim,
+                    latent_dim=m.latent_dim, pooling=m.pooling, num_heads=m.num_heads,
+                    learned_prior=m.learned_prior, rngs=rngs)
+
+  def loss(model, batch, key, step):
+    logits, aux = model(batch["context"], batch["targets"], key)
+    prior_mu, prior_log_var = model.prior()
+    value, metrics = losses.elbo_loss(
+        logits, batch["targets"]["label"], aux["mu"], aux["log_var"], prior_mu,
+        prior_log_var, beta=beta_at(step), free_bits=l.free_bits)
+    return value, dict(loss=value, **metrics)
+
+  def predict(model, context, targets):
+    return model(context, targets)
+
+  sampler = functools.partial(sample_sets, num_sets=t.batch_sets, num_context=t.num_context,
+                              num_targets=t.num_targets, target_mode=l.target_mode)
+  return Method("vpl", make_model, sampler, loss, predict, batch_axis_size=t.batch_sets,
+                min_pairs_per_user=t.num_context + t.num_targets,
+                min_pairs_source="train.num_context + train.num_targets")
+
