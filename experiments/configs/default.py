@@ -52,11 +52,49 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 1000
   c.train.batch_sets = 64
   c.train.num_context = 8
+  # 0: every training context has num_context pairs; else sizes drawn in [min_context, num_context].
+  c.train.min_context = 0
   c.train.num_targets = 8
+
+  # DPL (ALGORITHMS.md 3): categorical atoms and the official code's entropy bonus.
+  c.dpl = ml_collections.ConfigDict()
+  c.dpl.num_atoms = 10
+  c.dpl.entropy_coef = 0.1
+
+  # PReF (ALGORITHMS.md 5): r_u = lambda_u . phi, J = num_bases; see vpl/methods/pref.py.
+  c.pref = ml_collections.ConfigDict()
+  c.pref.num_bases = 4
+  c.pref.l2 = 0.02  # on lambda and on the bases' outputs
+  c.pref.newton_steps = 10  # new user's MAP lambda
+  c.pref.prior = "empirical"  # empirical | isotropic: Gaussian prior of a new user's lambda
+  c.pref.prior_ridge = 0.01  # added to the prior covariance's diagonal
+  c.pref.svd_rounds = 10  # SVD initialisation (only when users label shared pairs)
+  c.pref.svd_max_pairs = 2000
+  c.pref.svd_max_users = 2000
+  c.pref.prefit_steps = 300  # regression of phi(a) - phi(b) onto the SVD's pair factors
+
+  # MaxMin-RLHF (ALGORITHMS.md 4): K rewards by EM; see vpl/methods/maxmin.py.
+  c.maxmin = ml_collections.ConfigDict()
+  c.maxmin.num_clusters = 2
+  c.maxmin.em = "hard"  # hard | soft
+  c.maxmin.init = "kmeans"  # kmeans | random | round_robin
+  c.maxmin.restarts = 3  # the best total log-likelihood is kept
+  c.maxmin.max_rounds = 10
+  c.maxmin.tol = 1e-3  # soft EM stops when no responsibility moves more than this
+  c.maxmin.steps_per_round = 500  # M-step gradient steps per EM round
+  c.maxmin.pairs_per_step = 512  # pairs per head per step
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_context = 8
   c.eval.reward_maps = True
+  # Egalitarian selection among candidates (vpl/selection.py), when btl and maxmin both run.
+  c.eval.selection = ml_collections.ConfigDict()
+  c.eval.selection.enabled = True
+  c.eval.selection.scaling = "spo"  # spo | zscore: makes the K cluster rewards comparable
+  c.eval.selection.num_prompts = 500
+  c.eval.selection.num_candidates = 16
+  c.eval.selection.num_reference = 1000  # states the scaling compares against
+  c.eval.selection.tau = 0.1  # soft-min temperature
 
   c.lock()
   return c

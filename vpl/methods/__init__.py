@@ -9,14 +9,16 @@ from typing import Callable
 
 import ml_collections
 
-from vpl.methods import btl, vpl
+from vpl.methods import btl, dpl, maxmin, pref, vpl
 from vpl.methods.base import Batch, Method
 from vpl.methods.sampling import sample_pairs, sample_sets
 
 __all__ = ["Batch", "Method", "REGISTRY", "make_method", "sample_pairs", "sample_sets"]
 
 REGISTRY: dict[str, Callable[[ml_collections.ConfigDict], Method]] = {
-    "btl": btl.make, "vpl": vpl.make}
+    "btl": btl.make, "vpl": vpl.make, "dpl_mv": dpl.make_mean_variance,
+    "dpl_cat": dpl.make_categorical, "pref": pref.make,
+    "maxmin": maxmin.make}
 
 
 def make_method(name: str, config: ml_collections.ConfigDict) -> Method:

@@ -1,0 +1,258 @@
+"""PReF: reward factorisation r_u = lambda_u . phi, fit jointly; new users by MAP (ALGORITHMS.md 5).
+
+Training is joint maximum likelihood of the bases phi and one weight row per training user,
+with L2 (`pref.l2`) on the weights and on the bases' outputs, by the generic trainer.
+
+Initialisation by SVD, where it means something: when users label the SAME pairs, the
+pair x user label matrix is completed at rank J (missing entries imputed at 0.5, then
+refilled from the rank-J reconstruction for `pref.svd_rounds` rounds), lambda starts at
+V sqrt(S) and phi is pre-fit so that phi(a) - phi(b) matches U sqrt(S). The matrix holds
+4 (label - 0.5), the linearisation of the logit around 0.5 (sigma(x) ~ 1/2 + x/4), so the
+factors start on the logit scale the model trains on. To bound the SVD, at most
+`pref.svd_max_pairs` shared pairs (the most-labelled) and `pref.svd_max_users` users (those
+with the most labels on them) enter it; the other users start at the mean of the SVD's
+weights. When no pair is labelled by two users (every user has their own random pairs, as in
+`didactic`), there is no matrix to complete: weights and bases start at random, and the run
+says so (a log line and `init` in the fit's info).
+
+After training, the prior of a new user's lambda is a Gaussian at the training weights' mean,
+with their empirical covariance (`pref.prior = 'empirical'`) or their mean variance times I
+('isotropic'), plus `pref.prior_ridge` on the diagonal; it is stored in the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from vpl import losses, train
+from vpl.data.comparisons import UserComparisons
+from vpl.methods.base import Batch, Method
+from vpl.models.pref import PReFModel
+
+RANDOM_INIT = "random (no shared pairs)"
+
+
+def sample_user_pairs(key: jax.Array, pool: Batch, num_pairs: int) -> Batch:
+  """Like `sample_pairs`, plus `user`: the row of each pair's user in the pool."""
+  pick = jax.random.randint(key, (num_pairs,), 0, pool["valid_flat"].shape[0])
+  flat = pool["valid_flat"][pick]
+  width = pool["a"].shape[1]
+  user, slot = flat // width, flat % width
+  batch = {name: pool[name][user, slot] for name in ("a", "b", "label")}
+  return dict(batch, user=user)
+
+
+def shared_pair_ids(data: UserComparisons) -> tuple[np.ndarray, np.ndarray]:
+  """Identifies each real pair up to the order of its options.
+
+  Returns:
+    `(pair_id [U, K], flipped [U, K])`: pair_id is the same for identical (a, b) rows (and
+    for (b, a)), -1 on padding; flipped is True where the stored order is (b, a) of the
+    canonical one, so that the label must be read as 1 - label.
+  """
+  u, k = np.nonzero(data.mask)
+  a, b = data.a[u, k], data.b[u, k]
+  differs = a != b
+  first = differs.argmax(axis=1)
+  rows = np.arange(len(u))
+  flipped = differs.any(1) & (a[rows, first] > b[rows, first])
+  canon = np.concatenate([np.where(flipped[:, None], b, a), np.where(flipped[:, None], a, b)],
+                         axis=1)
+  _, ids = np.unique(canon, axis=0, return_inverse=True)
+  pair_id = np.full(data.mask.shape, -1, np.int64)
+  pair_id[u, k] = ids.reshape(-1)
+  flip = np.zeros(data.mask.shape, bool)
+  flip[u, k] = flipped
+  return pair_id, flip
+
+
+def complete_low_rank(y_PxU: np.ndarray, observed_PxU: np.ndarray, rank: int,
+                      rounds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Rank-`rank` completion by iterated SVD, refilling only the missing entries.
+
+  Missing entries start at 0 (a label of 0.5 once centred).
+
+  Returns:
+    `(U [P, r], S [r], Vt [r, U])` of the completed matrix's rank-r SVD.
+  """
+  x = np.where(observed_PxU, y_PxU, 0.0)
+  for _ in range(rounds):
+    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    x = np.where(observed_PxU, y_PxU, (u[:, :rank] * s[:rank]) @ vt[:rank])
+  u, s, vt = np.linalg.svd(x, full_matrices=False)
+  return u[:, :rank], s[:rank], vt[:rank]
+
+
+def svd_init(data: UserComparisons, p: ml_collections.ConfigDict) -> dict:
+  """The SVD initialisation, or why there is none.
+
+  Returns:
+    dict with `init` ('svd' or RANDOM_INIT), counts of shared pairs and of users, and for
+    'svd': `weights [U, J]`, and `a`, `b` `[P, D]`, `target [P, J]` for the bases' pre-fit.
+  """
+  pair_id, flipped = shared_pair_ids(data)
+  users, slots = np.nonzero(data.mask)
+  ids = pair_id[users, slots]
+  # Distinct users per pair (a user who labels a pair twice counts once).
+  user_pair = np.unique(np.stack([ids, users], 1), axis=0)
+  users_per_pair = np.bincount(user_pair[:, 0], minlength=ids.max() + 1)
+  shared = np.flatnonzero(users_per_pair >= 2)
+  info = dict(num_distinct_pairs=int(len(users_per_pair)), num_shared_pairs=int(len(shared)))
+  rank = p.num_bases
+  if len(shared) <= rank:
+    return dict(info, init=RANDOM_INIT)
+  # The most-labelled shared pairs, then the users with the most labels on those.
+  shared = shared[np.argsort(-users_per_pair[shared], kind="stable")][:p.svd_max_pairs]
+  row_of_pair = np.full(len(users_per_pair), -1)
+  row_of_pair[shared] = np.arange(len(shared))
+  keep = row_of_pair[ids] >= 0
+  counts = np.bincount(users[keep], minlength=data.num_users)
+  cols = np.argsort(-counts, kind="stable")[:p.svd_max_users]
+  cols = np.sort(cols[counts[cols] > 0])
+  if len(cols) <= rank:
+    return dict(info, init=RANDOM_INIT)
+  col_of_user = np.full(data.num_users, -1)
+  col_of_user[cols] = np.arange(len(cols))
+  keep &= col_of_user[users] >= 0
+  r, c = row_of_pair[ids[keep]], col_of_user[users[keep]]
+  label = data.label[users[keep], slots[keep]]
+  label = np.where(flipped[users[keep], slots[keep]], 1 - label, label)
+  # Mean label where a user labelled the same pair more than once.
+  total = np.zeros((len(shared), len(cols)))
+  seen = np.zeros_like(total)
+  np.add.at(total, (r, c), 4.0 * (label - 0.5))
+  np.add.at(seen, (r, c), 1.0)
+  y = total / np.maximum(seen, 1)
+  u, s, vt = complete_low_rank(y, seen > 0, rank, p.svd_rounds)
+  root = np.sqrt(s)
+  user_weights = vt.T * root
+  weights = np.broadcast_to(user_weights.mean(0), (data.num_users, rank)).copy()
+  weights[cols] = user_weights
+  # Canonical (a, b) of each shared pair, from any one of its occurrences.
+  first = np.zeros(len(shared), np.int64)
+  first[r] = np.flatnonzero(keep)
+  fu, fk = users[first], slots[first]
+  fl = flipped[fu, fk][:, None]
+  a = np.where(fl, data.b[fu, fk], data.a[fu, fk])
+  b = np.where(fl, data.a[fu, fk], data.b[fu, fk])
+  return dict(info, init="svd", svd_pairs=int(len(shared)), svd_users=int(len(cols)),
+              svd_observed_fraction=float((seen > 0).mean()),
+              weights=weights.astype(np.float32), a=a.astype(np.float32),
+              b=b.astype(np.float32), target=(u * root).astype(np.float32))
+
+
+def prefit_bases(model: PReFModel, a: np.ndarray, b: np.ndarray, target: np.ndarray, *,
+                 num_steps: int, learning_rate: float) -> tuple[float, float]:
+  """Fits phi(a) - phi(b) to `target` by least squares (Adam, full batch), in place.
+
+  Returns:
+    The mean squared error before and after, relative to the target's mean square.
+  """
+  graphdef, params = nnx.split(model.bases)
+  tx = optax.adam(learning_rate)
+  scale = float(np.mean(target**2)) or 1.0
+
+  def mse(params):
+    bases = nnx.merge(graphdef, params)
+    return jnp.mean((bases(a) - bases(b) - target) ** 2) / scale
+
+  def step(carry, _):
+    params, opt_state = carry
+    value, grads = jax.value_and_grad(mse)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), value
+
+  @jax.jit
+  def run(params):
+    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, length=num_steps)
+    return params
+
+  before = float(mse(params))
+  params = run(params)
+  nnx.update(model.bases, params)
+  return before, float(mse(params))
+
+
+def fit_prior(weights_UxJ: np.ndarray, kind: str, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+  """Mean `[J]` and precision `[J, J]` of the Gaussian prior of a new user's weights."""
+  mean = weights_UxJ.mean(0)
+  j = weights_UxJ.shape[1]
+  if kind == "empirical":
+    cov = np.atleast_2d(np.cov(weights_UxJ, rowvar=False)) if len(weights_UxJ) > 1 else (
+        np.zeros((j, j)))
+  elif kind == "isotropic":
+    cov = weights_UxJ.var(0).mean() * np.eye(j)
+  else:
+    raise ValueError(f"pref.prior = {kind!r}; choose 'empirical' or 'isotropic'.")
+  return mean, np.linalg.inv(cov + ridge * np.eye(j))
+
+
+def make(config: ml_collections.ConfigDict) -> Method:
+  p = config.pref
+  for field in ("newton_steps", "svd_rounds", "svd_max_pairs", "svd_max_users"):
+    if p[field] < 1:
+      raise ValueError(f"pref.{field} = {p[field]}; use at least 1.")
+  if p.l2 < 0 or p.prior_ridge <= 0:
+    raise ValueError(f"pref.l2 = {p.l2} and pref.prior_ridge = {p.prior_ridge}: l2 must be "
+                     f">= 0 and prior_ridge > 0 (it keeps the prior covariance invertible).")
+  fit_prior(np.zeros((2, p.num_bases)), p.prior, p.prior_ridge)  # Rejects a bad kind now.
+
+  def make_model(feature_dim, rngs, num_users=1):
+    return PReFModel(feature_dim, tuple(config.model.hidden), p.num_bases, num_users,
+                     rngs=rngs)
+
+  def loss(model, batch, key, step):
+    del key, step
+    phi_a, phi_b = model.phi(batch["a"]), model.phi(batch["b"])
+    lam = model.user_weights[...][batch["user"]]
+    nll = losses.bt_loss(((phi_a - phi_b) * lam).sum(-1), batch["label"])
+    reg = (lam**2).sum(-1).mean() + 0.5 * ((phi_a**2).sum(-1) + (phi_b**2).sum(-1)).mean()
+    value = nll + p.l2 * reg
+    return value, dict(loss=value, nll=nll, reg=reg)
+
+  def predict(model, context, targets):
+    return model(context, targets, num_steps=p.newton_steps)
+
+  def fit(method, config, data, **fit_kwargs):
+    init = svd_init(data, p)
+    prefit = {}
+
+    def make_initialised(feature_dim, rngs):
+      model = make_model(feature_dim, rngs, num_users=data.num_users)
+      if init["init"] == "svd":
+        model.user_weights.set_value(jnp.asarray(init["weights"]))
+        prefit["prefit_mse"] = prefit_bases(
+            model, init["a"], init["b"], init["target"], num_steps=p.prefit_steps,
+            learning_rate=config.optim.learning_rate)
+      return model
+
+    if init["init"] == "svd":
+      logging.info("pref: SVD initialisation from %d shared pairs x %d users (%.0f%% "
+                   "observed)", init["svd_pairs"], init["svd_users"],
+                   100 * init["svd_observed_fraction"])
+    else:
+      logging.info("pref: init %s: %d distinct pairs, %d labelled by two or more users; "
+                   "starting from random bases and weights", init["init"],
+                   init["num_distinct_pairs"], init["num_shared_pairs"])
+    inner = dataclasses.replace(method, make_model=make_initialised, fit=None)
+    model, info = train.fit(inner, config, data, **fit_kwargs)
+    mean, precision = fit_prior(np.asarray(model.user_weights[...]), p.prior, p.prior_ridge)
+    model.prior_mean.set_value(jnp.asarray(mean, jnp.float32))
+    model.prior_precision.set_value(jnp.asarray(precision, jnp.float32))
+    info.update({k: v for k, v in init.items() if k not in ("weights", "a", "b", "target")})
+    if "prefit_mse" in prefit:
+      info["prefit_relative_mse"] = list(prefit["prefit_mse"])
+    return model, info
+
+  num_pairs = config.train.batch_sets * config.train.num_targets
+  return Method("pref", make_model, functools.partial(sample_user_pairs, num_pairs=num_pairs),
+                loss, predict, batch_axis_size=num_pairs, fit=fit)

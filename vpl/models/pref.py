@@ -1,0 +1,136 @@
+"""PReF: personalised reward as a user-weighted sum of shared bases (arXiv:2503.06358).
+
+r_u(s) = lambda_u . phi(s): `phi` is an MLP with J outputs (the base rewards) shared by
+everyone, and `lambda_u` `[J]` is one row per training user. A new user's lambda is the MAP
+of a Bayesian logistic regression on v = phi(a) - phi(b) of their few labelled pairs, with a
+Gaussian prior fitted to the training users' lambdas (ALGORITHMS.md section 5).
+Shape suffixes: B users, N context pairs, T target pairs, C candidate pairs, J bases.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from vpl.models.mlp import MLP
+
+# Candidate Newton step sizes: each iteration keeps the best of these, so the objective never
+# decreases even where a full step would overshoot (near-separable labels, flat prior).
+_STEP_SIZES = jnp.array([1.0, 0.5, 0.25, 0.125, 0.0625, 0.0])
+
+
+class PriorStat(nnx.Variable):
+  """Statistics of the training users' lambdas: set after training, never by gradients."""
+
+
+class PReFModel(nnx.Module):
+  """Bases phi(s) `[J]`, the training users' weights `[U, J]` and a new user's prior."""
+
+  def __init__(self, feature_dim: int, hidden: Sequence[int], num_bases: int,
+               num_users: int, *, rngs: nnx.Rngs):
+    if num_bases < 1:
+      raise ValueError(f"pref.num_bases = {num_bases}; use at least 1 (the paper uses ~5).")
+    self.num_bases = num_bases
+    self.bases = MLP(feature_dim, hidden, num_bases, rngs=rngs)
+    # Small random weights so that every base gets a gradient from the start (lambda = 0
+    # would leave phi with none).
+    self.user_weights = nnx.Param(
+        jax.random.normal(rngs.params(), (num_users, num_bases)) / jnp.sqrt(num_bases))
+    self.prior_mean = PriorStat(jnp.zeros(num_bases))
+    self.prior_precision = PriorStat(jnp.eye(num_bases))
+
+  def phi(self, s_xD: jax.Array) -> jax.Array:
+    """Base rewards `[..., J]` of states `[..., D]`."""
+    return self.bases(s_xD)
+
+  def __call__(self, context: dict, targets: dict, *, num_steps: int) -> tuple[jax.Array, dict]:
+    """Logits of P(a preferred) on the targets of new users known by their context.
+
+    Args:
+      context: `a`, `b` `[B, N, D]`, `label` `[B, N]`, optional `mask` `[B, N]`.
+      targets: `a`, `b` `[B, T, D]`.
+      num_steps: Newton iterations of the MAP.
+
+    Returns:
+      `(logits [B, T], aux)`; aux has each user's `lambda` `[B, J]` and the targets'
+      rewards `reward_a`, `reward_b` `[B, T]`.
+    """
+    v_BxNxJ = self.phi(context["a"]) - self.phi(context["b"])
+    lam_BxJ = map_weights(v_BxNxJ, context["label"], self.prior_mean[...],
+                          self.prior_precision[...], num_steps=num_steps,
+                          mask_BxN=context.get("mask"))
+    reward_a = jnp.einsum("btj,bj->bt", self.phi(targets["a"]), lam_BxJ)
+    reward_b = jnp.einsum("btj,bj->bt", self.phi(targets["b"]), lam_BxJ)
+    return reward_a - reward_b, dict(reward_a=reward_a, reward_b=reward_b,
+                                     **{"lambda": lam_BxJ})
+
+
+def log_posterior(lam_BxJ: jax.Array, v_BxNxJ: jax.Array, y_BxN: jax.Array,
+                  prior_mean_J: jax.Array, prior_precision_JxJ: jax.Array,
+                  mask_BxN: Optional[jax.Array] = None) -> jax.Array:
+  """Unnormalised log posterior `[B]` of each user's weights (soft labels allowed)."""
+  logit_BxN = jnp.einsum("bnj,bj->bn", v_BxNxJ, lam_BxJ)
+  ll_BxN = y_BxN * jax.nn.log_sigmoid(logit_BxN) + (1 - y_BxN) * jax.nn.log_sigmoid(-logit_BxN)
+  if mask_BxN is not None:
+    ll_BxN = ll_BxN * mask_BxN
+  d_BxJ = lam_BxJ - prior_mean_J
+  return ll_BxN.sum(-1) - 0.5 * jnp.einsum("bi,ij,bj->b", d_BxJ, prior_precision_JxJ, d_BxJ)
+
+
+def map_weights(v_BxNxJ: jax.Array, y_BxN: jax.Array, prior_mean_J: jax.Array,
+                prior_precision_JxJ: jax.Array, *, num_steps: int,
+                mask_BxN: Optional[jax.Array] = None) -> jax.Array:
+  """MAP lambda `[B, J]` of Bayesian logistic regression, by damped Newton (IRLS).
+
+  Maximises sum_n log p(y_n | sigma(lambda . v_n)) - (lambda - m)^T P (lambda - m) / 2 per
+  user, from lambda = m, with a fixed number of iterations (jit- and vmap-friendly). The
+  Hessian is negative definite (P is), so each Newton direction is an ascent direction; each
+  iteration takes the best of a few step sizes along it.
+
+  Args:
+    v_BxNxJ: phi(a) - phi(b) of each user's labelled pairs (N may be 0).
+    y_BxN: labels, P(a preferred) in [0, 1].
+    prior_mean_J, prior_precision_JxJ: the Gaussian prior N(m, P^-1).
+    num_steps: Newton iterations.
+    mask_BxN: which pairs are real.
+  """
+  batch = v_BxNxJ.shape[0]
+  mask_BxN = jnp.ones(y_BxN.shape, v_BxNxJ.dtype) if mask_BxN is None else (
+      mask_BxN.astype(v_BxNxJ.dtype))
+  objective = lambda lam: log_posterior(lam, v_BxNxJ, y_BxN, prior_mean_J,
+                                        prior_precision_JxJ, mask_BxN)
+
+  def step(lam_BxJ, _):
+    p_BxN = jax.nn.sigmoid(jnp.einsum("bnj,bj->bn", v_BxNxJ, lam_BxJ))
+    grad_BxJ = (jnp.einsum("bn,bnj->bj", (y_BxN - p_BxN) * mask_BxN, v_BxNxJ)
+                - (lam_BxJ - prior_mean_J) @ prior_precision_JxJ)
+    w_BxN = p_BxN * (1 - p_BxN) * mask_BxN
+    neg_hess_BxJxJ = (jnp.einsum("bn,bni,bnj->bij", w_BxN, v_BxNxJ, v_BxNxJ)
+                      + prior_precision_JxJ)
+    delta_BxJ = jnp.linalg.solve(neg_hess_BxJxJ, grad_BxJ[..., None])[..., 0]
+    cand_SxBxJ = lam_BxJ + _STEP_SIZES[:, None, None] * delta_BxJ
+    best_B = jnp.argmax(jax.vmap(objective)(cand_SxBxJ), axis=0)
+    return cand_SxBxJ[best_B, jnp.arange(batch)], None
+
+  lam0_BxJ = jnp.broadcast_to(prior_mean_J, (batch, prior_mean_J.shape[0]))
+  return jax.lax.scan(step, lam0_BxJ, None, length=num_steps)[0]
+
+
+def question_scores(lam_J: jax.Array, v_seen_NxJ: jax.Array, v_cand_CxJ: jax.Array, *,
+                    ridge: float = 1e-3) -> jax.Array:
+  """PReF's adaptive-question score `[C]` of each candidate pair for one user.
+
+  score(v) = sigma'(lambda . v)^2 v^T Sigma^-1 v with Sigma = ridge I + sum over the pairs
+  already answered of sigma'(lambda . v) v v^T (the Fisher information of lambda): large for
+  pairs the current lambda is unsure about, in directions the answers so far left unexplored.
+  Ask the argmax next (the first question is random: Sigma has no information yet).
+  """
+  dsig = lambda x: jax.nn.sigmoid(x) * jax.nn.sigmoid(-x)
+  w_N = dsig(v_seen_NxJ @ lam_J)
+  sigma_JxJ = ridge * jnp.eye(lam_J.shape[0]) + jnp.einsum("n,ni,nj->ij", w_N, v_seen_NxJ,
+                                                           v_seen_NxJ)
+  solved_CxJ = jnp.linalg.solve(sigma_JxJ, v_cand_CxJ.T).T
+  return dsig(v_cand_CxJ @ lam_J) ** 2 * (v_cand_CxJ * solved_CxJ).sum(-1)
