@@ -55,12 +55,18 @@ def make_pool(data: UserComparisons) -> Batch:
               valid_flat=np.flatnonzero(data.mask.reshape(-1)).astype(np.int32))
 
 
+def step_keys(method_key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """`(batch key, loss key)` of a step; the streaming reader draws its batches with the same."""
+  k_batch, k_loss = jax.random.split(jax.random.fold_in(method_key, step))
+  return k_batch, k_loss
+
+
 def train_step(state: TrainState, pool: Batch, method_key: jax.Array, *,
                graphdef: nnx.GraphDef, tx: optax.GradientTransformation, method: Method,
                batch_sharding: NamedSharding) -> tuple[TrainState, dict]:
   """One optimisation step: draw a batch on device, take the gradient, update."""
   step = state["step"]
-  k_batch, k_loss = jax.random.split(jax.random.fold_in(method_key, step))
+  k_batch, k_loss = step_keys(method_key, step)
   batch = jax.lax.with_sharding_constraint(method.sample_batch(k_batch, pool), batch_sharding)
 
   def loss_of(params):
@@ -145,7 +151,9 @@ def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons
   if t.checkpoint_every % t.steps_per_call:
     raise ValueError(f"train.checkpoint_every = {t.checkpoint_every} is not a multiple of "
                      f"train.steps_per_call = {t.steps_per_call}; make it one.")
-  prep = prepare(method, config, data)
+  # Streaming data (vpl/data/streaming.py) prepares itself: its batches are read from disk.
+  prep = (prepare(method, config, data) if isinstance(data, UserComparisons)
+          else data.prepare(method, config))
   state = prep.state
 
   # Resume order: the latest checkpoint in ckpt_dir if there is one, else from scratch.
