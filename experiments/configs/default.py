@@ -84,23 +84,6 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.maxmin.steps_per_round = 500  # M-step gradient steps per EM round
   c.maxmin.pairs_per_step = 512  # pairs per head per step
 
-  # DPL (ALGORITHMS.md 3): categorical atoms and the official code's entropy bonus.
-  c.dpl = ml_collections.ConfigDict()
-  c.dpl.num_atoms = 10
-  c.dpl.entropy_coef = 0.1
-
-  # PReF (ALGORITHMS.md 5): r_u = lambda_u . phi, J = num_bases; see vpl/methods/pref.py.
-  c.pref = ml_collections.ConfigDict()
-  c.pref.num_bases = 4
-  c.pref.l2 = 0.02  # on lambda and on the bases' outputs
-  c.pref.newton_steps = 10  # new user's MAP lambda
-  c.pref.prior = "empirical"  # empirical | isotropic: Gaussian prior of a new user's lambda
-  c.pref.prior_ridge = 0.01  # added to the prior covariance's diagonal
-  c.pref.svd_rounds = 10  # SVD initialisation (only when users label shared pairs)
-  c.pref.svd_max_pairs = 2000
-  c.pref.svd_max_users = 2000
-  c.pref.prefit_steps = 300  # regression of phi(a) - phi(b) onto the SVD's pair factors
-
   c.eval = ml_collections.ConfigDict()
   c.eval.num_context = 8
   c.eval.reward_maps = True
