@@ -15,8 +15,7 @@ import jax
 import ml_collections
 
 from vpl import evaluate, methods, report, train
-from vpl.data import synthetic
-from vpl.data.comparisons import split_context_target, split_users
+from vpl.data import sources, synthetic
 
 
 def build_task(config: ml_collections.ConfigDict) -> synthetic.Task:
@@ -52,25 +51,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   """
   os.makedirs(workdir, exist_ok=True)
   _write_config(config, workdir)
-  task = build_task(config)
-  train_data, heldout = split_users(task.data, config.data.heldout_fraction, config.seed)
-  context_idx, target_mask = split_context_target(
-      heldout, config.eval.num_context, seed=config.seed + 1)
-  oracle, ceiling = evaluate.oracle_and_ceiling(heldout, target_mask)
-  results = dict(task=task.name, seed=config.seed, shares=list(task.shares),
+  to_train = {name: methods.make_method(name, config) for name in config.methods}
+  exp = sources.build(config, max((m.min_pairs_per_user for m in to_train.values()),
+                                  default=1))
+  task, train_data, heldout = exp.task, exp.train, exp.evaluated
+  context_idx, target_mask = exp.context_idx, exp.target_mask
+  results = dict(task=exp.name, seed=config.seed, shares=list(exp.shares),
                  num_train_users=train_data.num_users, num_heldout_users=heldout.num_users,
-                 eval_num_context=config.eval.num_context,
-                 oracle_accuracy=oracle["heldout_accuracy"],
-                 btl_ceiling=ceiling["heldout_accuracy"],
-                 methods=dict(oracle=dict(oracle, train_seconds=0.0)),
-                 btl_ceiling_report=ceiling)
-  if heldout.group_pref is not None:
-    bayes = evaluate.bayes_oracle(heldout, context_idx, task.shares)
-    results["methods"]["bayes_oracle"] = dict(
-        evaluate.accuracy_report(bayes, heldout, target_mask), train_seconds=0.0)
+                 eval_num_context=config.eval.num_context, data=exp.info, methods={})
+  if task is not None:  # the generator knows the rewards: oracle, ceiling, Bayes oracle
+    oracle, ceiling = evaluate.oracle_and_ceiling(heldout, target_mask)
+    results.update(oracle_accuracy=oracle["heldout_accuracy"],
+                   btl_ceiling=ceiling["heldout_accuracy"], btl_ceiling_report=ceiling)
+    results["methods"]["oracle"] = dict(oracle, train_seconds=0.0)
+    if heldout.group_pref is not None:
+      bayes = evaluate.bayes_oracle(heldout, context_idx, task.shares)
+      results["methods"]["bayes_oracle"] = dict(
+          evaluate.accuracy_report(bayes, heldout, target_mask), train_seconds=0.0)
+  else:
+    results.update(oracle_accuracy=None, btl_ceiling=None, skipped=sources.NO_GENERATOR)
   models = {}
-  for name in config.methods:
-    method = methods.make_method(name, config)
+  for name, method in to_train.items():
     hook = None if on_chunk is None else (lambda step, n=name: on_chunk(n, step))
     model, info = (method.fit or train.fit)(
         method, config, train_data, ckpt_dir=os.path.join(workdir, "checkpoints", name),
@@ -90,7 +91,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     table = report.results_table(results)
     with open(os.path.join(workdir, "results.md"), "w") as f:
       f.write(table + "\n")
-    if task.data.feature_dim == 2 and config.eval.reward_maps:
+    if task is not None and task.data.feature_dim == 2 and config.eval.reward_maps:
       from vpl import plotting  # matplotlib only when a figure is drawn.
       plotting.reward_maps(task, heldout, context_idx, models,
                            os.path.join(workdir, "reward_maps.png"))

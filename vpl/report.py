@@ -5,22 +5,56 @@ from __future__ import annotations
 import numpy as np
 
 
+MAX_GROUP_COLUMNS = 8  # more groups (e.g. 21 occupations): only the worst group is shown
+
+
+def _group_label(results: dict, g: str) -> str:
+  names = (results.get("data") or {}).get("group_names")
+  return names[int(g)] if names and 0 <= int(g) < len(names) else g
+
+
+def _no_generator_note(results: dict) -> str:
+  data = results.get("data", {})
+  dropped = "; ".join(f"{reason}: " + ", ".join(f"{n} {u}" for u, n in c.items())
+                      for reason, c in data.get("filters", {}).items()) or "nothing"
+  return (f"{results['task']}: no generating rewards, so oracle, BTL ceiling and Bayes oracle "
+          f"are skipped; split {data.get('split')}; filtered: {dropped}.")
+
+
 def results_table(results: dict) -> str:
-  """A markdown table of every method's held-out metrics in one run."""
-  groups = sorted(results["methods"]["oracle"]["group_accuracy"], key=int)
-  head = ["method", "held-out acc", "divergent acc"]
-  head += [f"div. acc group {g}" for g in groups] + ["worst group", "train s"]
+  """A markdown table of every method's held-out metrics in one run.
+
+  With generating rewards (synthetic tasks): accuracy on divergent pairs per group; without
+  (real or imported data): accuracy per group, when there are at most MAX_GROUP_COLUMNS.
+  """
+  first = next(iter(results["methods"].values()))
+  groups = sorted(first["group_accuracy"], key=int)
+  divergent = "divergent_accuracy" in first
+  head = ["method", "held-out acc"]
+  if divergent:
+    head += ["divergent acc"] + [f"div. acc group {g}" for g in groups]
+  elif 1 < len(groups) <= MAX_GROUP_COLUMNS:
+    head += [f"acc {_group_label(results, g)}" for g in groups]
+  head += ["worst group", "train s"]
   rows = [head, ["---"] * len(head)]
   for name, m in results["methods"].items():
-    div = m.get("divergent_group_accuracy", {})
-    rows.append([name, f"{m['heldout_accuracy']:.3f}",
-                 f"{m.get('divergent_accuracy', np.nan):.3f}"]
-                + [f"{div.get(g, np.nan):.3f}" for g in groups]
-                + [f"{m['worst_group_accuracy']:.3f}", f"{m['train_seconds']:.1f}"])
+    row = [name, f"{m['heldout_accuracy']:.3f}"]
+    if divergent:
+      div = m.get("divergent_group_accuracy", {})
+      row += [f"{m.get('divergent_accuracy', np.nan):.3f}"]
+      row += [f"{div.get(g, np.nan):.3f}" for g in groups]
+    elif 1 < len(groups) <= MAX_GROUP_COLUMNS:
+      row += [f"{m['group_accuracy'].get(g, np.nan):.3f}" for g in groups]
+    rows.append(row + [f"{m['worst_group_accuracy']:.3f}", f"{m['train_seconds']:.1f}"])
   lines = ["| " + " | ".join(r) + " |" for r in rows]
-  lines.append(f"\nBTL ceiling {results['btl_ceiling']:.3f}; shares {results['shares']}; "
-               f"{results['num_heldout_users']} held-out users, "
-               f"{results['eval_num_context']} context pairs each.")
+  if results.get("btl_ceiling") is None:
+    lines.append("\n" + _no_generator_note(results))
+    lines.append(f"{results['num_heldout_users']} evaluated users, "
+                 f"{results['eval_num_context']} context pairs each.")
+  else:
+    lines.append(f"\nBTL ceiling {results['btl_ceiling']:.3f}; shares {results['shares']}; "
+                 f"{results['num_heldout_users']} held-out users, "
+                 f"{results['eval_num_context']} context pairs each.")
   return "\n".join(lines)
 
 
@@ -37,27 +71,44 @@ def _stat(values) -> str:
 def seeds_table(runs: list[dict]) -> str:
   """Mean ± std over runs (seeds) of each method's held-out metrics.
 
-  The minority column appears only when group shares differ.
+  The minority column appears only when group shares differ and divergent pairs are known;
+  without generating rewards, accuracy per group appears instead (at most MAX_GROUP_COLUMNS).
   """
   shares = runs[0]["shares"]
-  minority = minority_group(runs[0]) if len(set(shares)) > 1 else None
-  head = ["method", "held-out acc", "divergent acc"]
+  first = next(iter(runs[0]["methods"].values()))
+  divergent = "divergent_accuracy" in first
+  groups = sorted(first["group_accuracy"], key=int)
+  per_group = not divergent and 1 < len(groups) <= MAX_GROUP_COLUMNS
+  minority = minority_group(runs[0]) if divergent and len(set(shares)) > 1 else None
+  head = ["method", "held-out acc"]
+  if divergent:
+    head.append("divergent acc")
   if minority is not None:
     head.append(f"div. acc minority (group {minority})")
-  head += ["worst group", "worst group, divergent", "train s"]
+  if per_group:
+    head += [f"acc {_group_label(runs[0], g)}" for g in groups]
+  head += ["worst group"] + (["worst group, divergent"] if divergent else []) + ["train s"]
   lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
   for name in runs[0]["methods"]:
     ms = [r["methods"][name] for r in runs]
-    cells = [name, _stat([m["heldout_accuracy"] for m in ms]),
-             _stat([m["divergent_accuracy"] for m in ms])]
+    cells = [name, _stat([m["heldout_accuracy"] for m in ms])]
+    if divergent:
+      cells.append(_stat([m["divergent_accuracy"] for m in ms]))
     if minority is not None:
       cells.append(_stat([m["divergent_group_accuracy"][minority] for m in ms]))
-    cells += [_stat([m["worst_group_accuracy"] for m in ms]),
-              _stat([min(m["divergent_group_accuracy"].values()) for m in ms]),
-              f"{np.mean([m['train_seconds'] for m in ms]):.1f}"]
+    if per_group:
+      cells += [_stat([m["group_accuracy"].get(g, np.nan) for m in ms]) for g in groups]
+    cells.append(_stat([m["worst_group_accuracy"] for m in ms]))
+    if divergent:
+      cells.append(_stat([min(m["divergent_group_accuracy"].values()) for m in ms]))
+    cells.append(f"{np.mean([m['train_seconds'] for m in ms]):.1f}")
     lines.append("| " + " | ".join(cells) + " |")
-  lines.append(f"\n{runs[0]['task']}, shares {shares}, seeds {[r['seed'] for r in runs]}; "
-               f"BTL ceiling {_stat([r['btl_ceiling'] for r in runs])}.")
+  seeds = [r["seed"] for r in runs]
+  if runs[0].get("btl_ceiling") is None:
+    lines.append(f"\nseeds {seeds}; " + _no_generator_note(runs[0]))
+  else:
+    lines.append(f"\n{runs[0]['task']}, shares {shares}, seeds {seeds}; "
+                 f"BTL ceiling {_stat([r['btl_ceiling'] for r in runs])}.")
   return "\n".join(lines)
 
 

@@ -87,6 +87,9 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.num_context = 8
   c.eval.reward_maps = True
+  # users: held-out users (cold start); temporal: each user's latest data.heldout_fraction
+  # of pairs are targets, the earlier ones train and give the context (needs timestamps).
+  c.eval.split = "users"
   # Egalitarian selection among candidates (vpl/selection.py), when btl and maxmin both run.
   c.eval.selection = ml_collections.ConfigDict()
   c.eval.selection.enabled = True
@@ -95,6 +98,14 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.eval.selection.num_candidates = 16
   c.eval.selection.num_reference = 1000  # states the scaling compares against
   c.eval.selection.tau = 0.1  # soft-min temperature
+
+  # Where the comparisons come from (vpl/data/sources.py): 'synthetic' (data.task above),
+  # or real / imported rows: ecdat_train | movielens100k | movielens_small | byo.
+  c.source = ml_collections.ConfigDict()
+  c.source.name = "synthetic"
+  c.source.kwargs = ml_collections.ConfigDict()  # the loader's arguments, e.g. path for byo
+  c.source.standardize = True  # rows only: z-score features on the training users' pairs
+  c.source.evaluate_on = "heldout"  # heldout | validation (users carved from training, to tune)
 
   c.lock()
   return c

@@ -196,3 +196,58 @@ def split_context_target(data: UserComparisons, num_context: int,
   target_mask = data.mask.copy()
   np.put_along_axis(target_mask, context_idx, False, axis=1)
   return context_idx, target_mask
+
+
+def temporal_num_targets(num_pairs: np.ndarray, heldout_fraction: float) -> np.ndarray:
+  """How many of a user's latest pairs the temporal split holds out: round(fraction x n), >= 1."""
+  if not 0 < heldout_fraction < 1:
+    raise ValueError(f"heldout_fraction = {heldout_fraction}; it must lie in (0, 1).")
+  return np.maximum(1, np.round(heldout_fraction * np.asarray(num_pairs)).astype(int))
+
+
+def split_temporal(data: UserComparisons, timestamp: np.ndarray, heldout_fraction: float,
+                   num_context: int) -> tuple[UserComparisons, UserComparisons, np.ndarray,
+                                              np.ndarray]:
+  """Each user's earlier pairs train (and give the context); their latest pairs are targets.
+
+  Per user, pairs are ordered by time (ties keep their order), the latest
+  `temporal_num_targets` are held out, and the `num_context` latest of the rest are the
+  context a prediction is made from (context pairs were seen in training; targets never).
+
+  Args:
+    data: every user.
+    timestamp: `[U, K]` time of each pair (padding ignored).
+    heldout_fraction: share of each user's pairs held out as targets.
+    num_context: context pairs per user at evaluation.
+
+  Returns:
+    `(train, evaluated, context_idx [U, num_context], target_mask [U, K])`: `train` holds only
+    the earlier pairs (later slots are masked and blanked), `evaluated` every pair in time
+    order.
+  """
+  if timestamp.shape != data.mask.shape:
+    raise ValueError(f"timestamp has shape {timestamp.shape}; expected {data.mask.shape}, one "
+                     f"per pair slot.")
+  counts = data.pairs_per_user
+  num_earlier = counts - temporal_num_targets(counts, heldout_fraction)
+  short = np.flatnonzero(num_earlier < num_context)
+  if short.size:
+    raise ValueError(f"{short.size} user(s) have fewer earlier pairs than eval.num_context = "
+                     f"{num_context}; e.g. user {data.user_id[short[0]]} has {counts[short[0]]} "
+                     f"pairs, {num_earlier[short[0]]} before its targets. Filter such users out "
+                     f"or lower eval.num_context.")
+  order = np.argsort(np.where(data.mask, timestamp, np.inf), axis=1, kind="stable")
+  take = lambda x: np.take_along_axis(x, order[..., None] if x.ndim == 3 else order, axis=1)
+  evaluated = dataclasses.replace(data, **{
+      f.name: take(getattr(data, f.name)) for f in dataclasses.fields(data)
+      if getattr(data, f.name) is not None and getattr(data, f.name).ndim >= 2})
+  slot = np.arange(data.mask.shape[1])[None, :]
+  earlier = slot < num_earlier[:, None]
+  train = dataclasses.replace(
+      evaluated, a=np.where(earlier[..., None], evaluated.a, 0).astype(evaluated.a.dtype),
+      b=np.where(earlier[..., None], evaluated.b, 0).astype(evaluated.b.dtype),
+      label=np.where(earlier, evaluated.label, 0.5).astype(evaluated.label.dtype),
+      mask=earlier & evaluated.mask)
+  context_idx = num_earlier[:, None] - num_context + np.arange(num_context)[None, :]
+  target_mask = evaluated.mask & ~earlier
+  return train, evaluated, context_idx, target_mask
