@@ -15,7 +15,7 @@ import jax
 import ml_collections
 
 from vpl import evaluate, methods, report, train
-from vpl.data import sources, synthetic
+from vpl.data import sources, streaming, synthetic
 
 
 def build_task(config: ml_collections.ConfigDict) -> synthetic.Task:
@@ -52,8 +52,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   os.makedirs(workdir, exist_ok=True)
   _write_config(config, workdir)
   to_train = {name: methods.make_method(name, config) for name in config.methods}
-  exp = sources.build(config, max((m.min_pairs_per_user for m in to_train.values()),
-                                  default=1))
+  min_pairs = max((m.min_pairs_per_user for m in to_train.values()), default=1)
+  # Streaming: the training pairs stay on disk and are read per batch (vpl/data/streaming.py).
+  exp = (streaming.build(config) if config.streaming.enabled
+         else sources.build(config, min_pairs))
   task, train_data, heldout = exp.task, exp.train, exp.evaluated
   context_idx, target_mask = exp.context_idx, exp.target_mask
   results = dict(task=exp.name, seed=config.seed, shares=list(exp.shares),
@@ -91,7 +93,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     table = report.results_table(results)
     with open(os.path.join(workdir, "results.md"), "w") as f:
       f.write(table + "\n")
-    if task is not None and task.data.feature_dim == 2 and config.eval.reward_maps:
+    if (task is not None and task.true_reward is not None and task.data.feature_dim == 2
+        and config.eval.reward_maps):
       from vpl import plotting  # matplotlib only when a figure is drawn.
       plotting.reward_maps(task, heldout, context_idx, models,
                            os.path.join(workdir, "reward_maps.png"))

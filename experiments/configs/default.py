@@ -107,5 +107,14 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.source.standardize = True  # rows only: z-score features on the training users' pairs
   c.source.evaluate_on = "heldout"  # heldout | validation (users carved from training, to tune)
 
+  # Streaming (vpl/data/streaming.py): training batches are read from the TFDS array_record
+  # data set of (data.task, data.kwargs, seed) in data_dir, built by
+  # experiments/build_datasets.py, instead of holding the training pool on the device.
+  c.streaming = ml_collections.ConfigDict()
+  c.streaming.enabled = False
+  c.streaming.data_dir = ""
+  c.streaming.read_threads = 2  # grain threads reading chunks ahead
+  c.streaming.prefetch_chunks = 2  # chunks of train.steps_per_call batches read ahead
+
   c.lock()
   return c

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 from typing import Any, Optional, Sequence
@@ -52,6 +53,10 @@ DATASETS: dict[str, tuple[str, dict, int]] = {
     "ufp2": ("ufp", dict(num_types=2, num_users=1000, pairs_per_user=32), 0),
     "ufp4": ("ufp", dict(num_types=4, num_users=1000, pairs_per_user=32), 0),
     "unimodal": ("unimodal", dict(num_users=1000, pairs_per_user=32), 0),
+    # Real rows from installed wheels (vpl/data/sources.py), as their loaders return them.
+    "ecdat_train": ("ecdat_train", {}, 0),
+    "movielens100k": ("movielens100k", {}, 0),
+    "movielens_small": ("movielens_small", {}, 0),
 }
 
 
@@ -62,7 +67,8 @@ def _canonical(kwargs: dict) -> dict:
 
 @dataclasses.dataclass(eq=False)
 class ComparisonsConfig(tfds.core.BuilderConfig):
-  """One source's rows: `source` is a synthetic task name (vpl/data/synthetic.py)."""
+  """One source's rows: a synthetic task (vpl/data/synthetic.py) or a loader's name
+  (`vpl.data.sources.LOADERS`), its keyword arguments, and the seed."""
   source: str = ""
   kwargs: dict = dataclasses.field(default_factory=dict)
   seed: int = 0
@@ -107,13 +113,34 @@ def comparison_rows(data: UserComparisons) -> dict[str, np.ndarray]:
   return rows
 
 
+def _jsonable(x):
+  """Numpy scalars and arrays as plain JSON values (for loaders' info and filter reports)."""
+  return x.tolist() if isinstance(x, (np.ndarray, np.generic)) else str(x)
+
+
 def load_source(config: ComparisonsConfig) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-  """Runs the source's loader: `(rows, metadata)`; metadata is JSON-serialisable."""
+  """Runs the source's loader: `(rows, metadata)`; metadata is JSON-serialisable.
+
+  A source is a synthetic task (vpl/data/synthetic.py, rows carry the generator's truth) or
+  a loader of real or imported rows (vpl/data/sources.py: rows as the loader returns them,
+  unfiltered and unstandardised, which the experiment does per run).
+  """
+  from vpl.data import sources  # Real loaders (pandas) only when such a source is built.
+  if config.source in sources.LOADERS:
+    kwargs = dict(config.kwargs)
+    if "seed" in inspect.signature(sources.LOADERS[config.source]).parameters:
+      kwargs.setdefault("seed", config.seed)
+    rows = sources.load_rows(config.source, **kwargs)
+    metadata = dict(source=config.source, kwargs=config.kwargs, seed=config.seed, kind="rows",
+                    task=rows.name, feature_names=list(rows.feature_names),
+                    group_names=None if rows.group_names is None else list(rows.group_names),
+                    filters=rows.filters, info=rows.info)
+    return dict(rows.arrays), json.loads(json.dumps(metadata, default=_jsonable))
   task = synthetic.make_task(config.source, seed=config.seed, **config.kwargs)
   metadata = dict(source=config.source, kwargs=config.kwargs, seed=config.seed,
                   kind="synthetic", task=task.name, shares=list(task.shares),
-                  filter_report=dict(task.filter_report))
-  return comparison_rows(task.data), metadata
+                  filter_report=getattr(task, "filter_report", {}))
+  return comparison_rows(task.data), json.loads(json.dumps(metadata, default=_jsonable))
 
 
 def validate_rows(rows: dict[str, np.ndarray], source: str) -> None:

@@ -1,0 +1,315 @@
+"""Training from a built TFDS data set, for training splits that do not fit in memory.
+
+The in-memory trainer keeps the whole pool (`a`, `b` `[U, K, D]`) on device and each step's
+sampler gathers its batch there. Here the pool stays on disk (array_record, random access)
+and only an index pool goes to the sampler: the same `[U, K]` layout, holding each pair's
+row number in the file instead of its features (4 bytes a pair instead of 8 D + 4). The
+method's own sampler, run on the host CPU with the step's own key (`train.step_keys`),
+therefore picks exactly the pairs the in-memory run picks; the reader fetches those rows
+(grain threads prefetch whole chunks of `train.steps_per_call` steps), puts them on the
+device, and the same jitted `train.train_step` trains on them under `lax.scan`. Given the
+same seed, streaming and in-memory training see identical batches and end with identical
+parameters (tests/test_streaming.py).
+
+Host memory: the user index (8 bytes per row and 20 per user), the index pool (5 bytes per
+pair slot) and `streaming.prefetch_chunks` chunks of batches; never the split's features.
+Held-out users are chosen exactly as `split_users` chooses them in memory, and only they are
+loaded (for evaluation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Iterator, Optional
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from vpl import train
+from vpl.data import synthetic, tfds_builders
+from vpl.data.comparisons import UserComparisons, split_context_target, split_users
+from vpl.methods.base import Batch, Method
+
+# Pool fields a sampler gathers per pair; the reader replaces their row numbers by the rows.
+GATHERED = ("a", "b", "label")
+TRUTH = ("true_pref", "pooled_pref", "divergent", "group_pref")
+
+
+def user_counts(index: dict[str, np.ndarray]) -> np.ndarray:
+  return np.diff(index["row_start"])
+
+
+def user_rows(index: dict[str, np.ndarray], users: np.ndarray) -> np.ndarray:
+  """Row numbers of `users` (positions in the index), user after user, each in file order."""
+  start, end = index["row_start"][users], index["row_start"][users + 1]
+  return np.concatenate([index["rows"][s:e] for s, e in zip(start, end)] or [np.zeros(0, int)])
+
+
+def split_positions(index: dict[str, np.ndarray], users: np.ndarray, heldout_fraction: float,
+                    seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """`(training, held-out)` positions among `users`, chosen by `split_users` itself.
+
+  `split_users` reads only user ids and groups, so it runs on a stand-in with no pairs; the
+  held-out users are then exactly those of the in-memory path.
+  """
+  num_users = len(users)
+  stub = UserComparisons(
+      a=np.zeros((num_users, 1, 0), np.float32), b=np.zeros((num_users, 1, 0), np.float32),
+      label=np.full((num_users, 1), 0.5, np.float32), mask=np.zeros((num_users, 1), bool),
+      user_id=index["user_id"][users], group=index["group"][users])
+  kept, heldout = split_users(stub, heldout_fraction, seed)
+  find = lambda ids: np.searchsorted(index["user_id"], ids)
+  return find(kept.user_id), find(heldout.user_id)
+
+
+def load_users(opened: tfds_builders.Opened, users: np.ndarray, *,
+               chunk: int = 8192) -> UserComparisons:
+  """Reads `users` (index positions) into memory, padded to the data set's widest user so
+  the layout equals `from_flat` of every row followed by `select_users`."""
+  index = opened.index
+  counts = user_counts(index)[users]
+  width = int(user_counts(index).max())
+  rows = user_rows(index, users)
+  fields = [k for k in ("a", "b", "label") + TRUTH if k in opened.dtypes]
+  parts = [opened.read(rows[i:i + chunk], fields) for i in range(0, len(rows), chunk)]
+  flat = {k: np.concatenate([p[k] for p in parts]) for k in fields}
+  row_of = np.repeat(np.arange(len(users)), counts)
+  slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+  shape = (len(users), width)
+
+  def grid(name: str, fill) -> np.ndarray:
+    x = flat[name]
+    out = np.full(shape + x.shape[1:], fill, x.dtype)
+    out[row_of, slot] = x
+    return out
+
+  mask = np.zeros(shape, bool)
+  mask[row_of, slot] = True
+  return UserComparisons(
+      a=grid("a", 0), b=grid("b", 0), label=grid("label", 0.5), mask=mask,
+      user_id=index["user_id"][users], group=index["group"][users],
+      **{k: grid(k, 0) for k in TRUTH if k in flat})
+
+
+def _given_batch(key: jax.Array, pool: Batch) -> Batch:
+  """The sampler of the streaming step: the batch was drawn on the host and is the 'pool'."""
+  del key
+  return pool
+
+
+def _scan_batches(state: train.TrainState, batches: Batch, method_key: jax.Array,
+                  **step_kwargs) -> tuple[train.TrainState, dict]:
+  """`train.train_step` over a chunk of batches `[S, ...]` in one `lax.scan`."""
+  body = lambda s, batch: train.train_step(s, batch, method_key, **step_kwargs)
+  return jax.lax.scan(body, state, batches)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamingData:
+  """Training users whose pairs stay on disk; `train.fit` accepts it in place of the data.
+
+  Attributes:
+    opened: the built data set.
+    users: positions (in `opened.index`) of the training users, in user-id order.
+    read_threads: grain threads that read chunks ahead.
+    prefetch_chunks: chunks read ahead (each `train.steps_per_call` steps of batches).
+  """
+  opened: tfds_builders.Opened
+  users: np.ndarray
+  read_threads: int = 2
+  prefetch_chunks: int = 2
+
+  @property
+  def num_users(self) -> int:
+    return len(self.users)
+
+  @property
+  def feature_dim(self) -> int:
+    return self.opened.feature_dim
+
+  @property
+  def pairs_per_user(self) -> np.ndarray:
+    return user_counts(self.opened.index)[self.users]
+
+  def index_pool(self) -> Batch:
+    """The sampler's pool with row numbers in place of features (`a`, `b`, `label` `[U, K]`).
+
+    K is the widest user of the whole data set, as in memory, so a sampler draws the same
+    random numbers (its noise has shape `[sets, K]`) in both paths.
+    """
+    index = self.opened.index
+    if self.opened.num_rows >= 2**31:
+      raise ValueError(f"{self.opened.path} has {self.opened.num_rows} rows; row numbers are "
+                       f"int32 on the sampler's side. Split the data set below 2**31 rows.")
+    width = int(user_counts(index).max())
+    slot = np.arange(width)[None, :]
+    mask = slot < self.pairs_per_user[:, None]
+    where = np.minimum(index["row_start"][self.users][:, None] + slot, len(index["rows"]) - 1)
+    rows = np.where(mask, index["rows"][where], 0).astype(np.int32)
+    return dict(a=rows, b=rows, label=rows, mask=mask,
+                valid_flat=np.flatnonzero(mask.reshape(-1)).astype(np.int32))
+
+  def prepare(self, method: Method, config: ml_collections.ConfigDict) -> train.Prepared:
+    """What `train.fit` runs: `run` reads the next chunk of batches and scans over it."""
+    t = config.train
+    if method.fit is not None:
+      raise ValueError(f"{method.name} trains with its own loop (e.g. EM), which reads the "
+                       f"pool in memory; set streaming.enabled = False for it, or run the "
+                       f"gradient-trained methods alone.")
+    mesh = train.make_mesh()
+    if method.batch_axis_size % mesh.size:
+      raise ValueError(f"{method.name}'s batch axis ({method.batch_axis_size}) does not split "
+                       f"over {mesh.size} devices; make train.batch_sets a multiple of "
+                       f"{mesh.size}.")
+    counts = self.pairs_per_user
+    short = np.flatnonzero(counts < method.min_pairs_per_user)
+    if short.size:
+      user = self.opened.index["user_id"][self.users[short[0]]]
+      raise ValueError(
+          f"{short.size} user(s) have fewer pairs than {method.min_pairs_source} needs "
+          f"({method.min_pairs_per_user}); e.g. user {user} has {counts[short[0]]}. Lower the "
+          f"context size or the number of targets, or filter such users out before building.")
+    seed = train.method_seed(config.seed, method.name)
+    tx = train.make_optimizer(config.optim, t.num_steps)
+    graphdef, state = train.init_state(method, self.feature_dim, seed, tx)
+    reader = ChunkReader(self, method, seed, num_steps=t.num_steps,
+                         steps_per_call=t.steps_per_call,
+                         sharding=NamedSharding(mesh, P(None, "data")))
+    scan = jax.jit(functools.partial(
+        _scan_batches, graphdef=graphdef, tx=tx,
+        method=dataclasses.replace(method, sample_batch=_given_batch),
+        batch_sharding=NamedSharding(mesh, P("data"))))
+
+    def run(state, pool, method_key, *, num_steps):
+      del pool  # The batches come from the reader.
+      return scan(state, reader.chunk(int(state["step"]), num_steps), method_key)
+
+    return train.Prepared(graphdef, jax.device_put(state, NamedSharding(mesh, P())), None,
+                          jax.random.key(seed), run)
+
+
+class ChunkReader:
+  """Chunks of `steps_per_call` batches, read ahead by grain threads, put on the device.
+
+  Chunk c covers steps [start + c S, start + (c + 1) S), cut at `num_steps`; `start` is the
+  step the reader was first asked for (a resumed run starts at its checkpoint's step).
+  """
+
+  def __init__(self, data: StreamingData, method: Method, seed: int, *, num_steps: int,
+               steps_per_call: int, sharding: Optional[NamedSharding] = None):
+    self._data, self._num_steps, self._per_call = data, num_steps, steps_per_call
+    self._sharding = sharding
+    cpu = jax.devices("cpu")[0]  # Row picking never touches the accelerator.
+    self._pool = jax.device_put(data.index_pool(), cpu)
+    self._key = jax.device_put(jax.random.key(seed), cpu)
+    draw = lambda pool, key, step: method.sample_batch(train.step_keys(key, step)[0], pool)
+    self._draw = jax.jit(jax.vmap(draw, in_axes=(None, None, 0)))
+    self._chunks: Optional[Iterator] = None
+    self._next_step: Optional[int] = None
+    self.rows_read = 0  # rows fetched from disk so far (for tests and benchmarks)
+    self.max_rows_per_chunk = 0
+
+  def row_numbers(self, steps: np.ndarray) -> Batch:
+    """Each step's batch as row numbers: the method's sampler run on the index pool."""
+    return jax.device_get(self._draw(self._pool, self._key, np.asarray(steps, np.int32)))
+
+  def load(self, first: int) -> Batch:
+    """The host batches `[S, ...]` of the chunk that starts at step `first`."""
+    steps = np.arange(first, min(first + self._per_call, self._num_steps))
+    numbers = self.row_numbers(steps)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(numbers)
+    gathered = [i for i, (path, _) in enumerate(leaves) if _name(path) in GATHERED]
+    wanted = np.concatenate([leaves[i][1].ravel() for i in gathered])
+    unique, inverse = np.unique(wanted, return_inverse=True)
+    rows = self._data.opened.read(unique, GATHERED)
+    self.rows_read += len(unique)
+    self.max_rows_per_chunk = max(self.max_rows_per_chunk, len(unique))
+    out, offset = [leaf for _, leaf in leaves], 0
+    for i in gathered:
+      path, leaf = leaves[i]
+      name = _name(path)
+      take = inverse[offset:offset + leaf.size]
+      offset += leaf.size
+      out[i] = rows[name][take].reshape(leaf.shape + rows[name].shape[1:])
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+  def _stream(self, start: int) -> Iterator[tuple[int, Batch]]:
+    firsts = list(range(start, self._num_steps, self._per_call))
+    chunks = grain.MapDataset.source(firsts).map(lambda first: (first, self.load(first)))
+    read = chunks.to_iter_dataset(grain.ReadOptions(
+        num_threads=self._data.read_threads,
+        prefetch_buffer_size=self._data.prefetch_chunks))
+    pending = None
+    for first, host in read:
+      # The next chunk's transfer starts before the current one is handed over.
+      on_device = (first, jax.device_put(host, self._sharding) if self._sharding else host)
+      if pending is not None:
+        yield pending
+      pending = on_device
+    if pending is not None:
+      yield pending
+
+  def chunk(self, step: int, num_steps: int) -> Batch:
+    """The batches of steps [step, step + num_steps), on the device."""
+    if self._chunks is None or step != self._next_step:
+      self._chunks = self._stream(step)
+    first, batches = next(self._chunks)
+    size = jax.tree_util.tree_leaves(batches)[0].shape[0]
+    if first != step or size != num_steps:
+      raise ValueError(f"the reader's chunk covers steps [{first}, {first + size}) but steps "
+                       f"[{step}, {step + num_steps}) were asked for; call it with "
+                       f"train.steps_per_call steps at a time, as train.fit does.")
+    self._next_step = step + num_steps
+    return batches
+
+
+def _name(path) -> Optional[str]:
+  last = path[-1]
+  return getattr(last, "key", None)
+
+
+def build(config: ml_collections.ConfigDict):
+  """The streaming counterpart of `vpl.data.sources.build` for synthetic tasks.
+
+  The training users stay on disk (`StreamingData`); the evaluated users are those
+  `sources.build` picks in memory (held-out, or validation users carved from the training
+  users), loaded with the same layout, context pairs and targets.
+
+  Returns:
+    `sources.ExperimentData` whose `train` is a `StreamingData`; its `task.data` holds only
+    the evaluated users and `task.true_reward` is None (the generator is not run again).
+  """
+  from vpl.data import sources  # The experiment's data layer; imported when a run asks.
+  s = config.streaming
+  if config.source.name != sources.SYNTHETIC or config.eval.split != "users":
+    raise ValueError(
+        f"streaming reads synthetic tasks split by users; source.name = "
+        f"{config.source.name!r}, eval.split = {config.eval.split!r}. Real rows are filtered "
+        f"and standardised per run in memory: set streaming.enabled = False for them.")
+  if not s.data_dir:
+    raise ValueError("streaming.enabled is True but streaming.data_dir is empty; set it to "
+                     "the --data_dir given to experiments/build_datasets.py.")
+  builder_config = tfds_builders.make_config(config.data.task, config.data.kwargs.to_dict(),
+                                             config.seed)
+  opened = tfds_builders.open_dataset(s.data_dir, builder_config)
+  everyone = np.arange(len(opened.index["user_id"]))
+  kept, evaluated = split_positions(opened.index, everyone, config.data.heldout_fraction,
+                                    config.seed)
+  if config.source.evaluate_on == "validation":  # As sources.build: from training users only.
+    kept, evaluated = split_positions(opened.index, kept, config.data.heldout_fraction,
+                                      config.seed + 1000)
+  data = load_users(opened, evaluated)
+  context_idx, target_mask = split_context_target(data, config.eval.num_context,
+                                                  seed=config.seed + 1)
+  meta = opened.metadata
+  shares = tuple(meta["shares"])
+  task = synthetic.Task(meta["task"], data, None, shares)
+  info = dict(source=sources.SYNTHETIC, split="users", evaluate_on=config.source.evaluate_on,
+              streaming=opened.path)
+  return sources.ExperimentData(meta["task"], StreamingData(
+      opened, kept, s.read_threads, s.prefetch_chunks), data, context_idx, target_mask,
+      shares, task, info)
