@@ -97,7 +97,8 @@ def svd_init(data: UserComparisons, p: ml_collections.ConfigDict) -> dict:
 
   Returns:
     dict with `init` ('svd' or RANDOM_INIT), counts of shared pairs and of users, and for
-    'svd': `weights [U, J]`, and `a`, `b` `[P, D]`, `target [P, J]` for the bases' pre-fit.
+    'svd': `weights [U, J]`; `a`, `b` `[P, D]`, `target [P, J]` for the bases' pre-fit; and
+    which pairs (`pair_ids` [P], as in `shared_pair_ids`) and users (`user_rows`) it used.
   """
   pair_id, flipped = shared_pair_ids(data)
   users, slots = np.nonzero(data.mask)
@@ -145,6 +146,7 @@ def svd_init(data: UserComparisons, p: ml_collections.ConfigDict) -> dict:
   a = np.where(fl, data.b[fu, fk], data.a[fu, fk])
   b = np.where(fl, data.a[fu, fk], data.b[fu, fk])
   return dict(info, init="svd", svd_pairs=int(len(shared)), svd_users=int(len(cols)),
+              pair_ids=shared, user_rows=cols,
               svd_observed_fraction=float((seen > 0).mean()),
               weights=weights.astype(np.float32), a=a.astype(np.float32),
               b=b.astype(np.float32), target=(u * root).astype(np.float32))
@@ -248,7 +250,7 @@ def make(config: ml_collections.ConfigDict) -> Method:
     mean, precision = fit_prior(np.asarray(model.user_weights[...]), p.prior, p.prior_ridge)
     model.prior_mean.set_value(jnp.asarray(mean, jnp.float32))
     model.prior_precision.set_value(jnp.asarray(precision, jnp.float32))
-    info.update({k: v for k, v in init.items() if k not in ("weights", "a", "b", "target")})
+    info.update({k: v for k, v in init.items() if not isinstance(v, np.ndarray)})
     if "prefit_mse" in prefit:
       info["prefit_relative_mse"] = list(prefit["prefit_mse"])
     return model, info

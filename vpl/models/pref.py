@@ -17,8 +17,9 @@ from flax import nnx
 
 from vpl.models.mlp import MLP
 
-# Candidate Newton step sizes: each iteration keeps the best of these, so the objective never
-# decreases even where a full step would overshoot (near-separable labels, flat prior).
+# Candidate Newton step sizes, largest first: each iteration takes the largest that does not
+# lower the objective, so a full step that would overshoot (near-separable labels, a flat
+# prior) is halved instead.
 _STEP_SIZES = jnp.array([1.0, 0.5, 0.25, 0.125, 0.0625, 0.0])
 
 
@@ -88,7 +89,8 @@ def map_weights(v_BxNxJ: jax.Array, y_BxN: jax.Array, prior_mean_J: jax.Array,
   Maximises sum_n log p(y_n | sigma(lambda . v_n)) - (lambda - m)^T P (lambda - m) / 2 per
   user, from lambda = m, with a fixed number of iterations (jit- and vmap-friendly). The
   Hessian is negative definite (P is), so each Newton direction is an ascent direction; each
-  iteration takes the best of a few step sizes along it.
+  iteration backtracks along it (steps 1, 1/2, ..., 1/16, else none) until the objective
+  does not decrease.
 
   Args:
     v_BxNxJ: phi(a) - phi(b) of each user's labelled pairs (N may be 0).
@@ -112,7 +114,11 @@ def map_weights(v_BxNxJ: jax.Array, y_BxN: jax.Array, prior_mean_J: jax.Array,
                       + prior_precision_JxJ)
     delta_BxJ = jnp.linalg.solve(neg_hess_BxJxJ, grad_BxJ[..., None])[..., 0]
     cand_SxBxJ = lam_BxJ + _STEP_SIZES[:, None, None] * delta_BxJ
-    best_B = jnp.argmax(jax.vmap(objective)(cand_SxBxJ), axis=0)
+    now_B = objective(lam_BxJ)
+    # The largest step that does not lower the objective beyond float32 rounding (near the
+    # optimum the gain of a full step is below rounding, and it must still be taken).
+    ok_SxB = jax.vmap(objective)(cand_SxBxJ) >= now_B - 1e-6 * (1 + jnp.abs(now_B))
+    best_B = jnp.argmax(ok_SxB, axis=0)  # first True; the last candidate (0) always is
     return cand_SxBxJ[best_B, jnp.arange(batch)], None
 
   lam0_BxJ = jnp.broadcast_to(prior_mean_J, (batch, prior_mean_J.shape[0]))

@@ -1,0 +1,244 @@
+"""vpl/models/pref.py, vpl/methods/pref.py: Newton MAP, SVD completion and init, end to end."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from conftest import edited
+from vpl import experiment, methods
+from vpl.data import synthetic
+from vpl.data.comparisons import from_flat
+from vpl.methods import pref
+from vpl.models.pref import log_posterior, map_weights, question_scores
+
+J = 3
+
+
+def _logistic_problem(seed=0, users=4, pairs=12, soft=False):
+  rng = np.random.default_rng(seed)
+  v = rng.normal(size=(users, pairs, J)).astype(np.float32)
+  lam_true = rng.normal(size=(users, J)) * 2
+  p = 1 / (1 + np.exp(-np.einsum("bnj,bj->bn", v, lam_true)))
+  y = p if soft else (rng.random(p.shape) < p)
+  mean = np.array([0.5, -0.3, 0.1], np.float32)
+  a = rng.normal(size=(J, J))
+  precision = (a @ a.T / J + 0.5 * np.eye(J)).astype(np.float32)
+  return jnp.asarray(v), jnp.asarray(y, jnp.float32), jnp.asarray(mean), jnp.asarray(precision)
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_newton_map_equals_gradient_ascent_optimum(soft):
+  v, y, mean, precision = _logistic_problem(soft=soft)
+  lam = map_weights(v, y, mean, precision, num_steps=20)
+  # Stationarity: the gradient of the log posterior vanishes at the MAP.
+  grad = jax.grad(lambda l: log_posterior(l, v, y, mean, precision).sum())(lam)
+  assert float(jnp.abs(grad).max()) < 1e-4
+  # The same optimum, found another way: plain gradient ascent from the prior mean.
+  ascent = jnp.broadcast_to(mean, lam.shape)
+  step = jax.jit(lambda l: l + 0.02 * jax.grad(
+      lambda l: log_posterior(l, v, y, mean, precision).sum())(l))
+  for _ in range(5000):
+    ascent = step(ascent)
+  np.testing.assert_allclose(lam, ascent, atol=1e-3)
+
+
+def test_newton_map_never_decreases_the_objective():
+  # Nearly separable labels and a weak prior: where an undamped Newton step can overshoot.
+  rng = np.random.default_rng(3)
+  v = jnp.asarray(rng.normal(size=(8, 6, J)) * 3, jnp.float32)
+  y = jnp.asarray(np.einsum("bnj,j->bn", np.asarray(v), np.ones(J)) > 0, jnp.float32)
+  mean, precision = jnp.zeros(J), 1e-3 * jnp.eye(J)
+  values = [log_posterior(map_weights(v, y, mean, precision, num_steps=k), v, y, mean,
+                          precision) for k in range(8)]
+  for before, after in zip(values[:-1], values[1:]):
+    assert (np.asarray(after) >= np.asarray(before) - 1e-5 * (1 + np.abs(before))).all()
+  assert (np.asarray(values[-1]) > np.asarray(values[0]) + 1).all()
+
+
+def test_newton_map_moves_toward_the_prior():
+  v, y, mean, precision = _logistic_problem(seed=1)
+  # No context at all: the prior mean, exactly.
+  empty = map_weights(v[:, :0], y[:, :0], mean, precision, num_steps=5)
+  np.testing.assert_array_equal(empty, np.broadcast_to(mean, empty.shape))
+  # Context with masked-out pairs only: also the prior mean.
+  masked = map_weights(v, y, mean, precision, num_steps=5, mask_BxN=jnp.zeros(y.shape))
+  np.testing.assert_allclose(masked, np.broadcast_to(mean, masked.shape), atol=1e-6)
+  # A stronger prior pulls the MAP closer to the prior mean.
+  dist = [float(jnp.linalg.norm(map_weights(v, y, mean, s * precision, num_steps=20) - mean,
+                                axis=-1).sum()) for s in (0.1, 1.0, 10.0, 100.0)]
+  assert dist == sorted(dist, reverse=True) and dist[-1] < 0.2 * dist[0]
+
+
+def test_question_scores_by_hand_and_prefer_unexplored_directions():
+  lam = jnp.array([1.0, 0.0])
+  cand = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+  # Nothing answered yet: Sigma = 1e-3 I, score = sigma'(lam.v)^2 |v|^2 / 1e-3.
+  dsig = lambda x: 1 / (1 + np.exp(-x)) * (1 - 1 / (1 + np.exp(-x)))
+  expected = [dsig(1.0) ** 2 * 1 / 1e-3, dsig(0.0) ** 2 * 4 / 1e-3]
+  np.testing.assert_allclose(question_scores(lam, jnp.zeros((0, 2)), cand), expected, rtol=1e-5)
+  # After many answers along the first axis, a question along the second scores higher than
+  # one along the first with the same sigma'.
+  seen = jnp.tile(jnp.array([[0.0, 0.0], [1.0, 0.0]]), (10, 1))
+  scores = question_scores(jnp.zeros(2), seen, jnp.array([[1.0, 0.0], [0.0, 1.0]]))
+  assert float(scores[1]) > 10 * float(scores[0])
+
+
+def test_complete_low_rank_recovers_a_planted_matrix():
+  rng = np.random.default_rng(0)
+  truth = rng.normal(size=(60, 2)) @ rng.normal(size=(2, 40))
+  observed = rng.random(truth.shape) < 0.5
+  missing = ~observed
+  err = lambda x: np.sqrt(np.mean((x - truth)[missing] ** 2) / np.mean(truth[missing] ** 2))
+  u, s, vt = pref.complete_low_rank(truth, observed, rank=2, rounds=100)
+  assert err((u * s) @ vt) < 0.05
+  u, s, vt = pref.complete_low_rank(truth, observed, rank=2, rounds=10)
+  assert err((u * s) @ vt) < 0.5  # zero fill: error 1.0
+
+
+def _shared_pairs_data(num_users=40, num_pairs=30, per_user=20, seed=0):
+  """Users of two groups (reward = s_0, or = s_1) labelling subsets of one pool of pairs.
+
+  Half of each user's pairs are stored in the swapped order (b, a) with the label flipped.
+  """
+  rng = np.random.default_rng(seed)
+  pool_a = rng.uniform(-1, 1, (num_pairs, 2)).astype(np.float32)
+  pool_b = rng.uniform(-1, 1, (num_pairs, 2)).astype(np.float32)
+  rows = dict(a=[], b=[], label=[], user=[], group=[])
+  for u in range(num_users):
+    g = u % 2
+    for i in rng.choice(num_pairs, per_user, replace=False):
+      a, b = pool_a[i], pool_b[i]
+      label = float(a[g] > b[g])
+      if rng.random() < 0.5:
+        a, b, label = b, a, 1 - label
+      for name, x in zip(rows, (a, b, label, u, g)):
+        rows[name].append(x)
+  return from_flat(np.array(rows["a"]), np.array(rows["b"]), np.array(rows["label"]),
+                   np.array(rows["user"]), np.array(rows["group"]))
+
+
+def test_shared_pair_ids_match_identical_and_swapped_rows():
+  data = _shared_pairs_data()
+  pair_id, flipped = pref.shared_pair_ids(data)
+  assert pair_id.max() + 1 == 30  # the pool's 30 pairs, in either order
+  u, k = np.nonzero(data.mask)
+  canon_a = np.where(flipped[u, k, None], data.b[u, k], data.a[u, k])
+  for i in range(30):
+    assert len(np.unique(canon_a[pair_id[u, k] == i], axis=0)) == 1
+
+
+def test_svd_completion_recovers_planted_labels(tiny_config):
+  # The label matrix of two groups is rank 2 once centred: completion fills the labels each
+  # user did not give with those of their group.
+  data = _shared_pairs_data()
+  p = edited(tiny_config, **{"pref.num_bases": 2}).pref
+  init = pref.svd_init(data, p)
+  assert init["init"] == "svd" and init["svd_pairs"] == 30 and init["svd_users"] == 40
+  logits = init["target"] @ init["weights"].T  # [pairs, users]: 4 (label - 0.5) completed
+  pair_id, flipped = pref.shared_pair_ids(data)
+  group_label = np.zeros((30, 2))
+  u, k = np.nonzero(data.mask)
+  label = np.where(flipped[u, k], 1 - data.label[u, k], data.label[u, k])
+  group_label[pair_id[u, k], data.group[u]] = label
+  truth = group_label[init["pair_ids"]][:, data.group]
+  seen = np.zeros_like(truth, bool)
+  seen[pair_id[u, k], u] = True
+  seen = seen[init["pair_ids"]]
+  agree = (logits > 0) == (truth > 0.5)
+  assert agree[~seen].mean() > 0.95 and agree[seen].mean() > 0.95
+
+
+def _quick(config, steps):
+  return edited(config, **{"train.num_steps": steps, "train.steps_per_call": steps,
+                           "train.checkpoint_every": steps, "pref.num_bases": 2})
+
+
+def _train_accuracy(model, data):
+  phi = lambda s: np.asarray(model.phi(jnp.asarray(s)))
+  logit = np.einsum("ukj,uj->uk", phi(data.a) - phi(data.b), np.asarray(model.user_weights[...]))
+  return float((((logit > 0) == (data.label > 0.5)) & data.mask).sum() / data.mask.sum())
+
+
+def test_fit_uses_svd_init_on_shared_pairs(tiny_config, tmp_path):
+  data = _shared_pairs_data()
+  method = methods.make_method("pref", _quick(tiny_config, 2))
+  model, info = method.fit(method, _quick(tiny_config, 2), data, ckpt_dir=str(tmp_path / "c"))
+  assert info["init"] == "svd" and info["svd_pairs"] == 30
+  before, after = info["prefit_relative_mse"]
+  assert after < 0.2 * before
+  # Two steps at a warm-up learning rate leave the model at its initialisation, which
+  # already fits the training labels; a random start does not.
+  assert _train_accuracy(model, data) > 0.9
+  fresh = method.make_model(2, nnx.Rngs(0))
+  fresh.user_weights.set_value(jax.random.normal(jax.random.key(0), (data.num_users, 2)))
+  assert _train_accuracy(fresh, data) < 0.75
+
+
+def test_fit_reports_random_init_without_shared_pairs(tiny_config, tmp_path):
+  config = _quick(tiny_config, 20)
+  data = synthetic.didactic(num_users=30, pairs_per_user=16, seed=0).data
+  method = methods.make_method("pref", config)
+  model, info = method.fit(method, config, data, ckpt_dir=str(tmp_path / "c"))
+  assert info["init"] == pref.RANDOM_INIT == "random (no shared pairs)"
+  assert info["num_shared_pairs"] == 0 and info["num_distinct_pairs"] == 30 * 16
+  # The prior stored in the model is the one fitted to the trained weights.
+  mean, precision = pref.fit_prior(np.asarray(model.user_weights[...]), "empirical", 0.01)
+  np.testing.assert_allclose(model.prior_mean[...], mean, rtol=1e-5)
+  np.testing.assert_allclose(model.prior_precision[...], precision, rtol=1e-4)
+
+
+def test_fit_prior_isotropic_and_bad_kind():
+  w = np.array([[1.0, 0.0], [3.0, 4.0]])
+  mean, precision = pref.fit_prior(w, "isotropic", 0.5)
+  np.testing.assert_allclose(mean, [2.0, 2.0])
+  # Variances 1 and 4 (population): mean 2.5, plus ridge 0.5 -> precision I / 3.
+  np.testing.assert_allclose(precision, np.eye(2) / 3)
+  with pytest.raises(ValueError, match="pref.prior"):
+    pref.fit_prior(w, "flat", 0.5)
+
+
+def test_loss_swap_a_b_with_flipped_label(tiny_config):
+  method = methods.make_method("pref", tiny_config)
+  model = method.make_model(2, nnx.Rngs(0), num_users=5)
+  rng = np.random.default_rng(0)
+  n = 32
+  batch = dict(a=rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+               b=rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+               label=rng.random(n).astype(np.float32), user=rng.integers(0, 5, n))
+  loss, _ = method.loss(model, batch, None, None)
+  swap = rng.random(n) < 0.5
+  swapped = dict(batch, a=np.where(swap[:, None], batch["b"], batch["a"]),
+                 b=np.where(swap[:, None], batch["a"], batch["b"]),
+                 label=np.where(swap, 1 - batch["label"], batch["label"]))
+  assert float(method.loss(model, swapped, None, None)[0]) == pytest.approx(float(loss),
+                                                                              rel=1e-5)
+  unflipped = dict(swapped, label=batch["label"])
+  assert abs(float(method.loss(model, unflipped, None, None)[0]) - float(loss)) > 1e-4
+
+
+def test_bad_config_raises(tiny_config):
+  with pytest.raises(ValueError, match="pref.prior"):
+    methods.make_method("pref", edited(tiny_config, **{"pref.prior": "flat"}))
+  with pytest.raises(ValueError, match="newton_steps"):
+    methods.make_method("pref", edited(tiny_config, **{"pref.newton_steps": 0}))
+
+
+def test_end_to_end_tiny_run_writes_every_method(tiny_config, tmp_path):
+  names = ("btl", "dpl_mv", "dpl_cat", "pref")
+  config = edited(tiny_config, methods=names, **{"eval.reward_maps": False})
+  experiment.train_and_evaluate(config, str(tmp_path))
+  with open(tmp_path / "results.json") as f:
+    results = json.load(f)
+  assert set(names) <= set(results["methods"])
+  for name in names:
+    assert 0 <= results["methods"][name]["heldout_accuracy"] <= 1
+    assert os.path.isdir(tmp_path / "checkpoints" / name)
+  acc = {n: results["methods"][n]["heldout_accuracy"] for n in names}
+  # Seed 0 of the tiny config: btl 0.690, dpl_mv 0.698, dpl_cat 0.690, pref 0.802.
+  assert acc["pref"] > acc["btl"] + 0.05
+  assert abs(acc["dpl_mv"] - acc["btl"]) < 0.05 and abs(acc["dpl_cat"] - acc["btl"]) < 0.05
