@@ -35,4 +35,8 @@ else
 fi
 "$py" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
 "$py" -m pip install --quiet --disable-pip-version-check -e ".[test]"
+# MovieLens-100K (vpl/data/movielens.py) is read from the recbole wheel's data files. recbole
+# requires torch and ray<=2.6.3 (no wheels for Python 3.13), none of which vpl uses or
+# imports, so it cannot be a dependency in setup.cfg: install the wheel alone.
+"$py" -m pip install --quiet --disable-pip-version-check --no-deps recbole==1.2.1
 echo "setup_env: ready: $("$py" --version), jax $("$py" -c 'import jax; print(jax.__version__)')"
