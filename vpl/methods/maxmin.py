@@ -299,19 +299,24 @@ def run_em(em: _EM, config: ml_collections.ConfigDict, gamma_UxK: np.ndarray,
   reseeds, steps, converged = 0, 0, False
   for round_ in range(mm.max_rounds):
     start = time.perf_counter()
+    reseeded = 0
+    if (gamma_UxK.sum(0) < 1.0).any():  # an empty start: reseed before training on nobody
+      gamma_UxK, reseeded = reseed_empty(gamma_UxK, em.cluster_log_lik(params),
+                                         data.pairs_per_user)
     params, loss = em.m_step(params, gamma_UxK, jax.random.fold_in(key, round_),
                              mm.steps_per_round)
     steps += mm.steps_per_round
     log_lik = em.cluster_log_lik(params)
     new_gamma = e_step(log_lik, np.asarray(params["log_pi"], np.float64), mm.em)
-    new_gamma, reseeded = reseed_empty(new_gamma, log_lik, data.pairs_per_user)
+    new_gamma, reseeded_after = reseed_empty(new_gamma, log_lik, data.pairs_per_user)
+    reseeded += reseeded_after
     reseeds += reseeded
     if mm.em == "hard":
       changed = int((new_gamma.argmax(1) != gamma_UxK.argmax(1)).sum())
       converged = changed == 0
     else:
       changed = float(np.abs(new_gamma - gamma_UxK).max())
-      converged = changed < mm.tol and not reseeded
+      converged = changed < mm.tol and not reseeded_after
     gamma_UxK = new_gamma
     log_pi = mixture_log_pi(gamma_UxK)
     row = dict(restart=restart, round=round_, step=step_offset + steps, loss=loss,
