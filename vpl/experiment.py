@@ -13,8 +13,9 @@ from typing import Callable, Optional
 
 import jax
 import ml_collections
+import numpy as np
 
-from vpl import evaluate, methods, report, train
+from vpl import evaluate, methods, report, selection, train
 from vpl.data import sources, streaming, synthetic
 
 
@@ -87,6 +88,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                            prior_log_var))
     results["methods"][name] = scores
     models[name] = (method, model)
+  # Egalitarian choice among candidates (ALGORITHMS.md 4), scored with the true rewards.
+  sel = config.eval.get("selection")
+  if (sel is not None and sel.enabled and {"btl", "maxmin"} <= set(models)
+      and getattr(task, "true_reward", None) is not None):
+    results["selection"] = selection.selection_report(
+        task, models["btl"][1], models["maxmin"][1].rewards,
+        np.random.default_rng(config.seed + 2), num_prompts=sel.num_prompts,
+        num_candidates=sel.num_candidates, num_reference=sel.num_reference,
+        scaling_kind=sel.scaling, tau=sel.tau)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "results.json"), "w") as f:
       json.dump(results, f, indent=2)
