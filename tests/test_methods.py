@@ -105,7 +105,7 @@ def test_sample_pairs_draws_only_real_pairs():
 
 
 def test_make_method_rejects_unknown_names(tiny_config):
-  with pytest.raises(ValueError, match=r"'dpl'.*\['btl', 'vpl'\]"):
+  with pytest.raises(ValueError, match=r"'dpl'.*choose from \['btl', .*'vpl'\]"):
     methods.make_method("dpl", tiny_config)
   with pytest.raises(ValueError, match=r"loss.target_mode = 'all'"):
     methods.make_method("vpl", edited(tiny_config, **{"loss.target_mode": "all"}))

@@ -31,13 +31,16 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.model.pooling = "mean"  # or "attention"
   c.model.num_heads = 4
   c.model.learned_prior = False
+  # product: r = <phi(s), psi(z)> | concat: r = MLP([s, z]) (the paper's). With free bits,
+  # the product decoder is what keeps VPL from collapsing on ufp4 (README, "Posterior collapse").
+  c.model.decoder = "product"
 
   c.loss = ml_collections.ConfigDict()
   c.loss.beta = 1.0
   c.loss.beta_schedule = "cyclical"  # constant | warmup | cyclical
   c.loss.warmup_steps = 500
   c.loss.cycles = 4
-  c.loss.free_bits = 0.0
+  c.loss.free_bits = 1.0  # nats per latent dimension that the KL does not penalise
   c.loss.target_mode = "disjoint"  # disjoint | context | both
 
   c.optim = ml_collections.ConfigDict()

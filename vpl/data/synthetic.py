@@ -30,6 +30,8 @@ class Task:
   shares: tuple[float, ...]
   state_low: float = -1.0
   state_high: float = 1.0
+  # What the generator removed and why (counts), e.g. pairs every user type agrees on.
+  filter_report: dict = dataclasses.field(default_factory=dict)
 
   @property
   def num_groups(self) -> int:
@@ -132,12 +134,17 @@ def navigation(*, num_goals: int = 2, shares: Sequence[float] | None = None,
                    pairs_per_user=pairs_per_user, temperature=temperature, seed=seed)
 
 
-TASKS = {"didactic": didactic, "navigation": navigation}
+def _all_tasks() -> dict[str, Callable[..., Task]]:
+  # Imported here: the embedding tasks build on this module's Task and helpers.
+  from vpl.data import embedding_tasks
+  return {"didactic": didactic, "navigation": navigation, "pets": embedding_tasks.pets,
+          "ufp": embedding_tasks.ufp, "unimodal": embedding_tasks.unimodal}
 
 
 def make_task(name: str, **kwargs) -> Task:
   """Builds the task called `name` with the generator's keyword arguments."""
-  if name not in TASKS:
+  tasks = _all_tasks()
+  if name not in tasks:
     raise ValueError(f"data.task = {name!r} is not a known task; choose one of "
-                     f"{sorted(TASKS)}.")
-  return TASKS[name](**kwargs)
+                     f"{sorted(tasks)}.")
+  return tasks[name](**kwargs)

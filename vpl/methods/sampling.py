@@ -18,7 +18,7 @@ def sample_pairs(key: jax.Array, pool: Batch, num_pairs: int) -> Batch:
 
 
 def sample_sets(key: jax.Array, pool: Batch, *, num_sets: int, num_context: int,
-                num_targets: int, target_mode: str) -> Batch:
+                num_targets: int, target_mode: str, min_context: int = 0) -> Batch:
   """Draws sets of one user each: `num_context` context pairs and target pairs.
 
   A fresh context is drawn for the same user at every step, so each target is seen with many
@@ -26,8 +26,11 @@ def sample_sets(key: jax.Array, pool: Batch, *, num_sets: int, num_context: int,
   'disjoint' targets are other pairs of the same user (trains the encoder to generalise);
   'context' targets are the context pairs themselves (the paper's training);
   'both' targets are the context pairs and the others.
+  With `0 < min_context < num_context`, each set shows only its first n context pairs, n drawn
+  uniformly in [min_context, num_context] (context-size augmentation; `context['mask']` marks
+  them), so the encoder learns to read small and large contexts alike.
   """
-  k_user, k_pair = jax.random.split(key)
+  k_user, k_pair, k_size = jax.random.split(key, 3)
   num_users = pool["a"].shape[0]
   users = jax.random.choice(k_user, num_users, (num_sets,), replace=num_users < num_sets)
   mask = pool["mask"][users]
@@ -36,6 +39,9 @@ def sample_sets(key: jax.Array, pool: Batch, *, num_sets: int, num_context: int,
   take = lambda name, idx: pool[name][users[:, None], idx]
   ctx_idx = order[:, :num_context]
   tgt_idx = {"disjoint": order[:, num_context:], "context": ctx_idx, "both": order}[target_mode]
-  return dict(context={n: take(n, ctx_idx) for n in ("a", "b", "label")},
-              targets={n: take(n, tgt_idx) for n in ("a", "b", "label")})
+  context = {n: take(n, ctx_idx) for n in ("a", "b", "label")}
+  if 0 < min_context < num_context:
+    size = jax.random.randint(k_size, (num_sets, 1), min_context, num_context + 1)
+    context["mask"] = jnp.arange(num_context)[None, :] < size
+  return dict(context=context, targets={n: take(n, tgt_idx) for n in ("a", "b", "label")})
 

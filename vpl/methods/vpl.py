@@ -17,6 +17,10 @@ def make(config: ml_collections.ConfigDict) -> Method:
   if l.target_mode not in ("disjoint", "context", "both"):
     raise ValueError(f"loss.target_mode = {l.target_mode!r}; choose 'disjoint', 'context' "
                      f"or 'both'.")
+  if 0 < t.min_context < t.num_context and l.target_mode != "disjoint":
+    raise ValueError(f"train.min_context = {t.min_context} draws context sizes, which needs "
+                     f"loss.target_mode = 'disjoint' (now {l.target_mode!r}); set min_context "
+                     f"to 0 or use disjoint targets.")
   beta_at = functools.partial(
       schedules.beta_at, kind=l.beta_schedule, beta=l.beta, num_steps=t.num_steps,
       warmup_steps=l.warmup_steps, cycles=l.cycles)
@@ -25,7 +29,7 @@ def make(config: ml_collections.ConfigDict) -> Method:
   def make_model(feature_dim, rngs):
     return VPLModel(feature_dim, hidden=tuple(m.hidden), embed_dim=m.embed_dim,
                     latent_dim=m.latent_dim, pooling=m.pooling, num_heads=m.num_heads,
-                    learned_prior=m.learned_prior, rngs=rngs)
+                    learned_prior=m.learned_prior, decoder=m.decoder, rngs=rngs)
 
   def loss(model, batch, key, step):
     logits, aux = model(batch["context"], batch["targets"], key)
@@ -39,7 +43,8 @@ def make(config: ml_collections.ConfigDict) -> Method:
     return model(context, targets)
 
   sampler = functools.partial(sample_sets, num_sets=t.batch_sets, num_context=t.num_context,
-                              num_targets=t.num_targets, target_mode=l.target_mode)
+                              num_targets=t.num_targets, target_mode=l.target_mode,
+                              min_context=t.min_context)
   return Method("vpl", make_model, sampler, loss, predict, batch_axis_size=t.batch_sets,
                 min_pairs_per_user=t.num_context + t.num_targets,
                 min_pairs_source="train.num_context + train.num_targets")

@@ -69,16 +69,52 @@ class SetEncoder(nnx.Module):
     return mu_BxL, log_var_BxL
 
 
+class ProductDecoder(nnx.Module):
+  """r(s, z) = <phi(s), psi(z)>: item features times user weights.
+
+  A concatenating MLP must learn the multiplicative interaction between s and z that a
+  user-specific reward is (type k scores along its own direction of s); a product of an item
+  embedding and a latent-dependent weight vector has it built in, like PReF's factorisation
+  with z in place of the user's coefficients. phi keeps a bias unit, so an offset shared by
+  all users costs nothing.
+  """
+
+  def __init__(self, feature_dim: int, latent_dim: int, hidden: Sequence[int], width: int, *,
+               rngs: nnx.Rngs):
+    self.item = MLP(feature_dim, hidden, width, rngs=rngs)
+    self.user = MLP(latent_dim, hidden[-1:], width, rngs=rngs)
+
+  def __call__(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
+    return (self.item(s_xD) * self.user(z_xL)).sum(-1)
+
+
+class ConcatDecoder(nnx.Module):
+  """r(s, z) = MLP([s, z]), the paper's decoder."""
+
+  def __init__(self, feature_dim: int, latent_dim: int, hidden: Sequence[int], *,
+               rngs: nnx.Rngs):
+    self.mlp = MLP(feature_dim + latent_dim, hidden, 1, rngs=rngs)
+
+  def __call__(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
+    return self.mlp(jnp.concatenate([s_xD, z_xL], -1))[..., 0]
+
+
 class VPLModel(nnx.Module):
-  """Encoder q(z | C), reward decoder r(s, z) = MLP([s, z]) and prior p(z)."""
+  """Encoder q(z | C), reward decoder r(s, z) and prior p(z)."""
 
   def __init__(self, feature_dim: int, *, hidden: Sequence[int], embed_dim: int,
                latent_dim: int, pooling: str = "mean", num_heads: int = 4,
-               learned_prior: bool = False, rngs: nnx.Rngs):
+               learned_prior: bool = False, decoder: str = "concat", rngs: nnx.Rngs):
     self.latent_dim = latent_dim
     self.encoder = SetEncoder(feature_dim, hidden, embed_dim, latent_dim, pooling=pooling,
                               num_heads=num_heads, rngs=rngs)
-    self.decoder = MLP(feature_dim + latent_dim, hidden, 1, rngs=rngs)
+    if decoder == "concat":
+      self.decoder = ConcatDecoder(feature_dim, latent_dim, hidden, rngs=rngs)
+    elif decoder == "product":
+      self.decoder = ProductDecoder(feature_dim, latent_dim, hidden, embed_dim, rngs=rngs)
+    else:
+      raise ValueError(f"model.decoder = {decoder!r}; choose 'concat' (r = MLP([s, z])) or "
+                       f"'product' (r = <phi(s), psi(z)>).")
     self.learned_prior = learned_prior
     if learned_prior:
       self.prior_mu = nnx.Param(jnp.zeros(latent_dim))
@@ -94,7 +130,7 @@ class VPLModel(nnx.Module):
   def reward(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
     """r(s, z) for states `[..., D]` and latents `[..., L]` broadcastable to them."""
     z_xL = jnp.broadcast_to(z_xL, s_xD.shape[:-1] + z_xL.shape[-1:])
-    return self.decoder(jnp.concatenate([s_xD, z_xL], -1))[..., 0]
+    return self.decoder(s_xD, z_xL)
 
   def __call__(self, context: dict, targets: dict,
                key: Optional[jax.Array] = None) -> tuple[jax.Array, dict]:
