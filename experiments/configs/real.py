@@ -55,6 +55,10 @@ def get_config(arg: str = "dataset=ecdat_train"):
     c.train.num_context = 4
     c.train.num_targets = 4
     c.eval.num_context = 6
+    # Chosen on validation users (3 seeds, btl and vpl only; see real_data.md): targets that
+    # include the context pairs gave VPL 0.750 +- 0.016 against 0.725 +- 0.003 for disjoint
+    # targets (BTL 0.706); beta 0.1, latent 2, a smaller net, or context sizes 2-6 did worse.
+    c.loss.target_mode = "both"
     if "maxmin" in c:
       c.maxmin.steps_per_round = 200
   else:
