@@ -83,11 +83,12 @@ def log_posterior(lam_BxJ: jax.Array, v_BxNxJ: jax.Array, y_BxN: jax.Array,
 
 def map_weights(v_BxNxJ: jax.Array, y_BxN: jax.Array, prior_mean_J: jax.Array,
                 prior_precision_JxJ: jax.Array, *, num_steps: int,
-                mask_BxN: Optional[jax.Array] = None) -> jax.Array:
+                mask_BxN: Optional[jax.Array] = None,
+                init_BxJ: Optional[jax.Array] = None) -> jax.Array:
   """MAP lambda `[B, J]` of Bayesian logistic regression, by damped Newton (IRLS).
 
   Maximises sum_n log p(y_n | sigma(lambda . v_n)) - (lambda - m)^T P (lambda - m) / 2 per
-  user, from lambda = m, with a fixed number of iterations (jit- and vmap-friendly). The
+  user, from lambda = m (or `init_BxJ`), with a fixed number of iterations (jit- and vmap-friendly). The
   Hessian is negative definite (P is), so each Newton direction is an ascent direction; each
   iteration backtracks along it (steps 1, 1/2, ..., 1/16, else none) until the objective
   does not decrease.
@@ -98,6 +99,7 @@ def map_weights(v_BxNxJ: jax.Array, y_BxN: jax.Array, prior_mean_J: jax.Array,
     prior_mean_J, prior_precision_JxJ: the Gaussian prior N(m, P^-1).
     num_steps: Newton iterations.
     mask_BxN: which pairs are real.
+    init_BxJ: where to start instead of the prior mean (a warm start).
   """
   batch = v_BxNxJ.shape[0]
   mask_BxN = jnp.ones(y_BxN.shape, v_BxNxJ.dtype) if mask_BxN is None else (
@@ -121,7 +123,8 @@ def map_weights(v_BxNxJ: jax.Array, y_BxN: jax.Array, prior_mean_J: jax.Array,
     best_B = jnp.argmax(ok_SxB, axis=0)  # first True; the last candidate (0) always is
     return cand_SxBxJ[best_B, jnp.arange(batch)], None
 
-  lam0_BxJ = jnp.broadcast_to(prior_mean_J, (batch, prior_mean_J.shape[0]))
+  lam0_BxJ = jnp.broadcast_to(prior_mean_J if init_BxJ is None else init_BxJ,
+                              (batch, prior_mean_J.shape[0]))
   return jax.lax.scan(step, lam0_BxJ, None, length=num_steps)[0]
 
 
