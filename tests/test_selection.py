@@ -62,3 +62,17 @@ def test_report_with_the_true_rewards_as_the_models():
   for r in rules.values():
     assert r["worst_group_reward"] == min(r["group_reward"].values())
     assert all(0 <= v <= 1 for v in r["group_reward"].values())  # SPO scale
+
+
+def test_selection_table_over_seeds():
+  def run(seed, btl_worst):
+    rule = lambda worst: dict(group_reward={"0": worst + 0.1, "1": worst},
+                              worst_group_reward=worst, mean_reward=worst + 0.05,
+                              mean_worst_reward=worst - 0.1,
+                              group_raw_reward={"0": 0.5, "1": worst})
+    return dict(seed=seed, selection=dict(
+        scaling="spo", num_reference=10, num_prompts=5, num_candidates=3,
+        rules=dict(btl=rule(btl_worst), maxmin=rule(0.5))))
+  table = selection.selection_table([run(0, 0.2), run(1, 0.4)])
+  assert "| btl | 0.300 ± 0.100 | 0.200 ± 0.100 | 0.500 ± 0.000 | 0.300 ± 0.100 |" in table
+  assert "| maxmin | 0.500 ± 0.000 |" in table and "seeds [0, 1]" in table

@@ -117,3 +117,24 @@ def selection_report(task: Task, btl_reward: Callable[[jax.Array], jax.Array],
               num_clusters=int(clusters.shape[1]),
               rules={name: _group_summary(true_scaled, true_raw, c)
                      for name, c in chosen.items()})
+
+
+def selection_table(runs: list[dict]) -> str:
+  """Mean ± std over runs (seeds) of each rule's `results['selection']` figures, markdown."""
+  rules = runs[0]["selection"]["rules"]
+  groups = sorted(rules["btl"]["group_reward"], key=int)
+  stat = lambda v: f"{np.mean(v):.3f} ± {np.std(v):.3f}"
+  head = (["rule", "worst group", "mean over prompts of the worst group"]
+          + [f"group {g} (unscaled)" for g in groups])
+  lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+  for rule in rules:
+    cell = lambda key: stat([r["selection"]["rules"][rule][key] for r in runs])
+    raw = lambda g: stat([r["selection"]["rules"][rule]["group_raw_reward"][g] for r in runs])
+    lines.append("| " + " | ".join([rule, cell("worst_group_reward"),
+                                    cell("mean_worst_reward")] + [raw(g) for g in groups])
+                 + " |")
+  sel = runs[0]["selection"]
+  lines.append(f"\nTrue rewards {sel['scaling']}-scaled per group on {sel['num_reference']} "
+               f"uniform states; {sel['num_prompts']} prompts of {sel['num_candidates']} "
+               f"candidates; seeds {[r['seed'] for r in runs]}.")
+  return "\n".join(lines)
