@@ -72,8 +72,8 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.pref.prior = "empirical"  # empirical | isotropic: Gaussian prior of a new user's lambda
   c.pref.prior_ridge = 0.01  # added to the prior covariance's diagonal
   c.pref.svd_rounds = 10  # SVD initialisation (only when users label shared pairs)
-  c.pref.svd_max_pairs = 2000
-  c.pref.svd_max_users = 2000
+  c.pref.svd_max_pairs = 1000  # caps on the SVD's matrix (most-labelled pairs, then users)
+  c.pref.svd_max_users = 1000
   c.pref.prefit_steps = 300  # regression of phi(a) - phi(b) onto the SVD's pair factors
 
   # MaxMin-RLHF (ALGORITHMS.md 4): K rewards by EM; see vpl/methods/maxmin.py.

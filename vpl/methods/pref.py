@@ -225,6 +225,10 @@ def make(config: ml_collections.ConfigDict) -> Method:
     return model(context, targets, num_steps=p.newton_steps)
 
   def fit(method, config, data, **fit_kwargs):
+    if not isinstance(data, UserComparisons):
+      raise ValueError(f"pref keeps one weight row per training user and reads their pairs "
+                       f"in memory; got {type(data).__name__}. Set streaming.enabled = False "
+                       f"for pref, or run the other methods alone.")
     init = svd_init(data, p)
     prefit = {}
 
