@@ -14,7 +14,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from vpl import report
-from vpl.experiment import train_and_evaluate
+from vpl.experiment import run_seeds
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Base directory; seed N runs in DIR/seed_N.", required=True)
@@ -27,14 +27,7 @@ config_flags.DEFINE_config_file("config", "experiments/configs/default.py",
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  runs = []
-  for seed in map(int, FLAGS.seeds):
-    config = FLAGS.config.copy_and_resolve_references()
-    config.unlock()
-    config.seed = seed
-    config.lock()
-    runs.append(train_and_evaluate(config, os.path.join(FLAGS.workdir, f"seed_{seed}")))
-    print(f"seed {seed}: done", flush=True)
+  runs = run_seeds(FLAGS.config, FLAGS.workdir, [int(s) for s in FLAGS.seeds])
   text = report.seeds_table(runs)
   check = FLAGS.check_headline
   if check if check is not None else runs[0]["task"] == "didactic":

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import jax
 import ml_collections
 import numpy as np
 
-from vpl import evaluate, methods, report, selection, train
+from vpl import distributed, evaluate, methods, report, selection, train
 from vpl.data import sources, streaming, synthetic
+from vpl.data.comparisons import UserComparisons
 
 
 def build_task(config: ml_collections.ConfigDict) -> synthetic.Task:
@@ -33,9 +34,30 @@ def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
                          f"config would mix two experiments. Use a new --workdir, or delete "
                          f"{workdir} to start over.")
     return
-  if jax.process_index() == 0:
-    with open(path, "w") as f:
+  if jax.process_index() == 0:  # Written whole then renamed: other processes read it.
+    with open(path + ".tmp", "w") as f:
       f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def experiment_data(config: ml_collections.ConfigDict,
+                    to_train: dict[str, methods.Method]) -> sources.ExperimentData:
+  """The run's training and evaluated users (what `vpl.analysis.load_run` rebuilds too)."""
+  min_pairs = max((m.min_pairs_per_user for m in to_train.values()), default=1)
+  # Streaming: the training pairs stay on disk and are read per batch (vpl/data/streaming.py).
+  return (streaming.build(config) if config.streaming.enabled
+          else sources.build(config, min_pairs))
+
+
+def score_method(method: methods.Method, model, heldout: UserComparisons,
+                 context_idx: np.ndarray, target_mask: np.ndarray) -> dict:
+  """A trained method's held-out report (with the latent report for latent methods)."""
+  p_a, aux = evaluate.predict_users(method, model, heldout, context_idx)
+  scores = evaluate.accuracy_report(p_a, heldout, target_mask)
+  if "mu" in aux:
+    prior_mu, prior_log_var = jax.device_get(model.prior())
+    scores.update(evaluate.latent_report(aux["mu"], aux["log_var"], prior_mu, prior_log_var))
+  return scores
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
@@ -53,10 +75,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   os.makedirs(workdir, exist_ok=True)
   _write_config(config, workdir)
   to_train = {name: methods.make_method(name, config) for name in config.methods}
-  min_pairs = max((m.min_pairs_per_user for m in to_train.values()), default=1)
-  # Streaming: the training pairs stay on disk and are read per batch (vpl/data/streaming.py).
-  exp = (streaming.build(config) if config.streaming.enabled
-         else sources.build(config, min_pairs))
+  exp = experiment_data(config, to_train)
+  if isinstance(exp.train, UserComparisons):  # every process must train on the same users
+    distributed.check_same_on_all_processes(exp.train.arrays(), "the training data")
   task, train_data, heldout = exp.task, exp.train, exp.evaluated
   context_idx, target_mask = exp.context_idx, exp.target_mask
   results = dict(task=exp.name, seed=config.seed, shares=list(exp.shares),
@@ -79,14 +100,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     model, info = (method.fit or train.fit)(
         method, config, train_data, ckpt_dir=os.path.join(workdir, "checkpoints", name),
         metrics_path=os.path.join(workdir, "metrics.jsonl"), on_chunk=hook)
-    p_a, aux = evaluate.predict_users(method, model, heldout, context_idx)
-    scores = evaluate.accuracy_report(p_a, heldout, target_mask)
+    scores = score_method(method, model, heldout, context_idx, target_mask)
     scores["train_seconds"] = info["train_seconds"]
-    if "mu" in aux:
-      prior_mu, prior_log_var = jax.device_get(model.prior())
-      scores.update(evaluate.latent_report(aux["mu"], aux["log_var"], prior_mu,
-                                           prior_log_var))
     results["methods"][name] = scores
+    if "active_units" in scores:
+      results.setdefault("active_units", {})[name] = scores["active_units"]
     models[name] = (method, model)
   # Egalitarian choice among candidates (ALGORITHMS.md 4), scored with the true rewards.
   sel = config.eval.get("selection")
@@ -109,3 +127,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       plotting.reward_maps(task, heldout, context_idx, models,
                            os.path.join(workdir, "reward_maps.png"))
   return results
+
+
+def run_seeds(config: ml_collections.ConfigDict, workdir: str,
+              seeds: Sequence[int]) -> list[dict]:
+  """`train_and_evaluate` once per seed, in `workdir/seed_N` (each resumable)."""
+  runs = []
+  for seed in seeds:
+    seeded = config.copy_and_resolve_references()
+    seeded.unlock()
+    seeded.seed = int(seed)
+    seeded.lock()
+    runs.append(train_and_evaluate(seeded, os.path.join(workdir, f"seed_{seed}")))
+  return runs

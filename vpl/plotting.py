@@ -58,3 +58,22 @@ def _method_map(method, model, context, flat, shape):
     _, aux = method.predict(model, ctx, dict(a=flat[None], b=flat[None]))
     return np.asarray(aux["reward_a"][0]).reshape(shape)
   return reward
+
+
+def beta_sweep(rows: list[dict], task: str, path: str) -> None:
+  """Held-out accuracy and active latent units against beta, one line per recipe."""
+  fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+  for recipe in dict.fromkeys(r["recipe"] for r in rows):
+    mine = sorted((r for r in rows if r["recipe"] == recipe), key=lambda r: r["beta"])
+    betas = [r["beta"] for r in mine]
+    left.plot(betas, [r["accuracy"] for r in mine], "o-", label=recipe)
+    right.plot(betas, [r["active_units"] for r in mine], "o-", label=recipe)
+  left.axhline(rows[0]["oracle"], color="k", ls=":", lw=1, label="oracle")
+  left.axhline(rows[0]["btl_ceiling"], color="gray", ls="--", lw=1, label="BTL ceiling")
+  left.set(xscale="log", xlabel="beta", ylabel="held-out accuracy", title=f"{task}: accuracy")
+  right.set(xscale="log", xlabel="beta", ylabel="active units (Var > 0.01)",
+            title=f"{task}: active latent units")
+  left.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)

@@ -136,3 +136,57 @@ def headline_claims(runs: list[dict]) -> list[tuple[str, bool, str]]:
   return [(claim, all(compare[op](x, y) for x, y in pairs),
            ", ".join(f"{x:.3f} {op} {y:.3f}" for x, y in pairs))
           for claim, op, pairs in checks]
+
+
+PERSONALISING = ("vpl", "maxmin", "pref")
+
+
+def comparison_claims(runs: list[dict]) -> list[tuple[str, bool, str]]:
+  """The comparison's claims on one task, checked in every run (seed).
+
+  Multi-group tasks: each personalising method beats BTL by >= 0.10 where the BTL ceiling
+  leaves that room (oracle - ceiling >= 0.10), and VPL is within 0.03 of the oracle. A task
+  with one group (`unimodal`): VPL within 0.01 of BTL.
+  """
+  present = lambda name: all(name in r["methods"] for r in runs)
+  acc = lambda r, name: r["methods"][name]["heldout_accuracy"]
+  checks = []  # (claim, comparison, [(measured, bound) per run])
+  if len(runs[0]["shares"]) == 1:
+    if present("vpl") and present("btl"):
+      checks.append(("|VPL - BTL| <= 0.01", "<=",
+                     [(abs(acc(r, "vpl") - acc(r, "btl")), 0.01) for r in runs]))
+  else:
+    room = all(r["oracle_accuracy"] - r["btl_ceiling"] >= 0.10 for r in runs)
+    for name in PERSONALISING:
+      if room and present(name) and present("btl"):
+        checks.append((f"{name} >= BTL + 0.10", ">=",
+                       [(acc(r, name), acc(r, "btl") + 0.10) for r in runs]))
+    if present("vpl"):
+      checks.append(("VPL >= oracle - 0.03", ">=",
+                     [(acc(r, "vpl"), r["oracle_accuracy"] - 0.03) for r in runs]))
+  compare = {">=": lambda x, y: x >= y, "<=": lambda x, y: x <= y}
+  return [(claim, all(compare[op](x, y) for x, y in pairs),
+           ", ".join(f"{x:.3f} {op} {y:.3f}" for x, y in pairs))
+          for claim, op, pairs in checks]
+
+
+def tasks_table(runs_by_task: dict[str, list[dict]]) -> str:
+  """Held-out accuracy, mean ± std over seeds: one row per task, one column per method."""
+  names = list(dict.fromkeys(n for runs in runs_by_task.values()
+                             for n in runs[0]["methods"]))
+  head = ["task", "BTL ceiling"] + names + ["VPL active units"]
+  lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+  for task, runs in runs_by_task.items():
+    cells = [task, _stat([r["btl_ceiling"] for r in runs])]
+    for name in names:
+      if all(name in r["methods"] for r in runs):
+        cells.append(_stat([r["methods"][name]["heldout_accuracy"] for r in runs]))
+      else:
+        cells.append("-")
+    units = [r.get("active_units", {}).get("vpl") for r in runs]
+    cells.append("/".join(str(u) for u in units) if None not in units else "-")
+    lines.append("| " + " | ".join(cells) + " |")
+  seeds = sorted({r["seed"] for runs in runs_by_task.values() for r in runs})
+  lines.append(f"\nHeld-out users' accuracy, mean ± std over seeds {seeds}; active units "
+               f"per seed.")
+  return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""Every method on every task of experiments/configs/compare.py, over seeds, in one table.
+
+  python -m experiments.compare_tasks --workdir=runs/compare            # 6 tasks x seeds 0,1,2
+  python -m experiments.compare_tasks --workdir=runs/compare --tasks=ufp4 --seeds=0
+
+Task T, seed N runs in DIR/T/seed_N (resumable like experiments.main). Writes DIR/summary.md
+(the table over tasks, each task's table over seeds and its claims checked per seed) and
+DIR/summary.json.
+"""
+
+import json
+import os
+
+from absl import app, flags, logging
+
+from experiments.configs import compare
+from vpl import report
+from vpl.experiment import run_seeds
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Base directory; DIR/TASK/seed_N per run.", required=True)
+flags.DEFINE_list("tasks", list(compare.TASKS), "Tasks of experiments/configs/compare.py.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to run.")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  runs_by_task = {}
+  for task in FLAGS.tasks:
+    config = compare.get_config(f"task={task}")
+    runs_by_task[task] = run_seeds(config, os.path.join(FLAGS.workdir, task),
+                                   [int(s) for s in FLAGS.seeds])
+    print(f"{task}: done", flush=True)
+  parts = [report.tasks_table(runs_by_task)]
+  for task, runs in runs_by_task.items():
+    claims = report.comparison_claims(runs)
+    parts.append(f"### {task}\n\n" + report.seeds_table(runs) + "\n\n" + "\n".join(
+        f"- {'holds' if ok else 'FAILS'}: {claim} ({values})" for claim, ok, values in claims))
+  text = "\n\n".join(parts)
+  print(text)
+  with open(os.path.join(FLAGS.workdir, "summary.md"), "w") as f:
+    f.write(text + "\n")
+  with open(os.path.join(FLAGS.workdir, "summary.json"), "w") as f:
+    json.dump(runs_by_task, f, indent=2)
+
+
+if __name__ == "__main__":
+  app.run(main)
