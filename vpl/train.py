@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import time
 import zlib
@@ -26,6 +25,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from vpl import metric_writers
 from vpl.checkpointing import Checkpointer
 from vpl.data.comparisons import UserComparisons, check_enough_pairs
 from vpl.methods.base import Batch, Method
@@ -126,6 +126,8 @@ def prepare(method: Method, config: ml_collections.ConfigDict,
   run = jax.jit(functools.partial(
       train_steps, graphdef=graphdef, tx=tx, method=method,
       batch_sharding=NamedSharding(mesh, P("data"))), static_argnames="num_steps")
+  # Replicated on the global mesh: valid with many processes because each one passes the
+  # same host values (built from the seed; vpl.distributed.check_same_on_all_processes).
   return Prepared(graphdef, jax.device_put(state, replicated),
                   jax.device_put(make_pool(data), replicated), jax.random.key(seed), run)
 
@@ -141,7 +143,9 @@ def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons
     data: training users.
     ckpt_dir: where this method's checkpoints go.
     metrics_path: JSONL file to append one line per jitted call to (a resumed run appends
-      the steps after its checkpoint again; readers keep the last line per method and step).
+      the steps after its checkpoint again; readers keep the last line per method and step);
+      written by process 0 through `vpl.metric_writers`, with TensorBoard events beside it
+      when `config.metrics.tensorboard` is set.
     on_chunk: called with the step reached after each jitted call (progress hooks, tests).
 
   Returns:
@@ -158,6 +162,7 @@ def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons
 
   # Resume order: the latest checkpoint in ckpt_dir if there is one, else from scratch.
   ckpt = Checkpointer(ckpt_dir)
+  writer = metric_writers.create(config, metrics_path, method.name)  # process 0 only
   resumed_from, seconds_before = ckpt.latest_step(), 0.0
   if resumed_from is not None:
     state, meta = ckpt.restore(resumed_from, state)
@@ -180,10 +185,7 @@ def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons
       row = {k: float(np.mean(v)) for k, v in metrics.items()}
       logging.info("%s step %d/%d  loss %.4f  %.0f steps/s  ETA %.0fs", method.name, step,
                    t.num_steps, row["loss"], rate, (t.num_steps - step) / max(rate, 1e-9))
-      if metrics_path is not None and jax.process_index() == 0:
-        with open(metrics_path, "a") as f:
-          f.write(json.dumps(dict(method=method.name, step=step, steps_per_s=rate, **row))
-                  + "\n")
+      writer.write(step, dict(steps_per_s=rate, **row))
       if step % t.checkpoint_every == 0 or step == t.num_steps:
         ckpt.save(step, state, dict(train_seconds=seconds_before + elapsed))
       if on_chunk is not None:
@@ -191,6 +193,7 @@ def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons
   finally:
     ckpt.wait()
     ckpt.close()
+    writer.close()
   train_seconds = seconds_before + (time.perf_counter() - start if step > start_step else 0.0)
   model = nnx.merge(prep.graphdef, jax.device_get(state["params"]))
   return model, dict(train_seconds=train_seconds, final_step=step, resumed_from=resumed_from)

@@ -119,5 +119,10 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.streaming.read_threads = 2  # grain threads reading chunks ahead
   c.streaming.prefetch_chunks = 2  # chunks of train.steps_per_call batches read ahead
 
+  # Where training metrics go: metrics.jsonl always; TensorBoard event files in
+  # WORKDIR/tensorboard/<method>/ when set (needs the `tensorboard` extra: tensorboardX).
+  c.metrics = ml_collections.ConfigDict()
+  c.metrics.tensorboard = False
+
   c.lock()
   return c
