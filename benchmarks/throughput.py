@@ -43,6 +43,8 @@ def control_size_config():
   c.train.num_context = 16
   c.train.num_targets = 16
   c.loss.target_mode = "context"
+  # The official code's architecture (r = MLP([s, z])), so the timings compare like with like.
+  c.model.decoder = "concat"
   c.train.steps_per_call = FLAGS.steps_per_call
   c.lock()
   return c
