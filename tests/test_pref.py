@@ -159,6 +159,18 @@ def test_svd_completion_recovers_planted_labels(tiny_config):
   assert agree[~seen].mean() > 0.95 and agree[seen].mean() > 0.95
 
 
+def test_svd_init_needs_most_labels_on_shared_pairs(tiny_config):
+  shared = _shared_pairs_data(num_users=6, num_pairs=10, per_user=10)  # all 60 shared
+  own = synthetic.didactic(num_users=6, pairs_per_user=20, seed=0).data  # 120 of their own
+  mixed = from_flat(np.concatenate([shared.a.reshape(-1, 2), own.a.reshape(-1, 2)]),
+                    np.concatenate([shared.b.reshape(-1, 2), own.b.reshape(-1, 2)]),
+                    np.concatenate([shared.label.ravel(), own.label.ravel()]),
+                    np.concatenate([shared.user_id.repeat(10), own.user_id.repeat(20)]))
+  init = pref.svd_init(mixed, edited(tiny_config, **{"pref.num_bases": 2}).pref)
+  assert init["init"] == pref.FEW_SHARED_INIT
+  assert init["shared_label_fraction"] == pytest.approx(60 / 180)
+
+
 def _quick(config, steps):
   return edited(config, **{"train.num_steps": steps, "train.steps_per_call": steps,
                            "train.checkpoint_every": steps, "pref.num_bases": 2})
@@ -192,6 +204,7 @@ def test_fit_reports_random_init_without_shared_pairs(tiny_config, tmp_path):
   model, info = method.fit(method, config, data, ckpt_dir=str(tmp_path / "c"))
   assert info["init"] == pref.RANDOM_INIT == "random (no shared pairs)"
   assert info["num_shared_pairs"] == 0 and info["num_distinct_pairs"] == 30 * 16
+  assert info["shared_label_fraction"] == 0
   # The prior stored in the model is the one fitted to the trained weights.
   mean, precision = pref.fit_prior(np.asarray(model.user_weights[...]), "empirical", 0.01)
   np.testing.assert_allclose(model.prior_mean[...], mean, rtol=1e-5)

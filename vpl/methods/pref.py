@@ -13,7 +13,9 @@ factors start on the logit scale the model trains on. To bound the SVD, at most
 with the most labels on them) enter it; the other users start at the mean of the SVD's
 weights. When no pair is labelled by two users (every user has their own random pairs, as in
 `didactic`), there is no matrix to complete: weights and bases start at random, and the run
-says so (a log line and `init` in the fit's info).
+says so (a log line and `init` in the fit's info). The same holds when fewer than
+MIN_SHARED_FRACTION of the labels fall on shared pairs (Ecdat `Train`: 5 pairs shared by 8
+of 232 users), where the SVD would initialise a handful of users.
 
 After training, the prior of a new user's lambda is a Gaussian at the training weights' mean,
 with their empirical covariance (`pref.prior = 'empirical'`) or their mean variance times I
@@ -39,6 +41,10 @@ from vpl.methods.base import Batch, Method
 from vpl.models.pref import PReFModel
 
 RANDOM_INIT = "random (no shared pairs)"
+FEW_SHARED_INIT = "random (too few shared pairs)"
+# The SVD initialises only users seen on shared pairs (the rest start at their mean), so it is
+# used only when most labels fall on pairs that two or more users labelled.
+MIN_SHARED_FRACTION = 0.5
 
 
 def sample_user_pairs(key: jax.Array, pool: Batch, num_pairs: int) -> Batch:
@@ -96,7 +102,8 @@ def svd_init(data: UserComparisons, p: ml_collections.ConfigDict) -> dict:
   """The SVD initialisation, or why there is none.
 
   Returns:
-    dict with `init` ('svd' or RANDOM_INIT), counts of shared pairs and of users, and for
+    dict with `init` ('svd', RANDOM_INIT or FEW_SHARED_INIT), counts of shared pairs and
+    the fraction of labels on them, and for
     'svd': `weights [U, J]`; `a`, `b` `[P, D]`, `target [P, J]` for the bases' pre-fit; and
     which pairs (`pair_ids` [P], as in `shared_pair_ids`) and users (`user_rows`) it used.
   """
@@ -107,10 +114,14 @@ def svd_init(data: UserComparisons, p: ml_collections.ConfigDict) -> dict:
   user_pair = np.unique(np.stack([ids, users], 1), axis=0)
   users_per_pair = np.bincount(user_pair[:, 0], minlength=ids.max() + 1)
   shared = np.flatnonzero(users_per_pair >= 2)
-  info = dict(num_distinct_pairs=int(len(users_per_pair)), num_shared_pairs=int(len(shared)))
+  shared_fraction = float(np.isin(ids, shared).mean())
+  info = dict(num_distinct_pairs=int(len(users_per_pair)), num_shared_pairs=int(len(shared)),
+              shared_label_fraction=shared_fraction)
   rank = p.num_bases
-  if len(shared) <= rank:
+  if not len(shared):
     return dict(info, init=RANDOM_INIT)
+  if len(shared) <= rank or shared_fraction < MIN_SHARED_FRACTION:
+    return dict(info, init=FEW_SHARED_INIT)
   # The most-labelled shared pairs, then the users with the most labels on those.
   shared = shared[np.argsort(-users_per_pair[shared], kind="stable")][:p.svd_max_pairs]
   row_of_pair = np.full(len(users_per_pair), -1)
@@ -120,7 +131,7 @@ def svd_init(data: UserComparisons, p: ml_collections.ConfigDict) -> dict:
   cols = np.argsort(-counts, kind="stable")[:p.svd_max_users]
   cols = np.sort(cols[counts[cols] > 0])
   if len(cols) <= rank:
-    return dict(info, init=RANDOM_INIT)
+    return dict(info, init=FEW_SHARED_INIT)
   col_of_user = np.full(data.num_users, -1)
   col_of_user[cols] = np.arange(len(cols))
   keep &= col_of_user[users] >= 0
@@ -246,9 +257,11 @@ def make(config: ml_collections.ConfigDict) -> Method:
                    "observed)", init["svd_pairs"], init["svd_users"],
                    100 * init["svd_observed_fraction"])
     else:
-      logging.info("pref: init %s: %d distinct pairs, %d labelled by two or more users; "
-                   "starting from random bases and weights", init["init"],
-                   init["num_distinct_pairs"], init["num_shared_pairs"])
+      logging.info("pref: init %s: %d distinct pairs, %d labelled by two or more users "
+                   "(%.0f%% of labels; the SVD needs %.0f%%); starting from random bases and "
+                   "weights", init["init"], init["num_distinct_pairs"],
+                   init["num_shared_pairs"], 100 * init["shared_label_fraction"],
+                   100 * MIN_SHARED_FRACTION)
     inner = dataclasses.replace(method, make_model=make_initialised, fit=None)
     model, info = train.fit(inner, config, data, **fit_kwargs)
     mean, precision = fit_prior(np.asarray(model.user_weights[...]), p.prior, p.prior_ridge)
