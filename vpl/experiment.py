@@ -102,6 +102,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         metrics_path=os.path.join(workdir, "metrics.jsonl"), on_chunk=hook)
     scores = score_method(method, model, heldout, context_idx, target_mask)
     scores["train_seconds"] = info["train_seconds"]
+    # What the method's trainer reports about itself (e.g. PReF's init, MaxMin's EM rounds).
+    scores["fit"] = {k: v for k, v in info.items()
+                     if k != "train_seconds" and isinstance(v, (str, int, float, type(None)))}
     results["methods"][name] = scores
     if "active_units" in scores:
       results.setdefault("active_units", {})[name] = scores["active_units"]
