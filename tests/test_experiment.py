@@ -93,10 +93,12 @@ def test_rerun_on_the_same_workdir_resumes_and_reproduces(run):
   results = experiment.train_and_evaluate(run["config"], run["workdir"])
 
   def strip(r):
-    return {name: {k: v for k, v in m.items() if k != "train_seconds"}
+    return {name: {k: v for k, v in m.items() if k not in ("train_seconds", "fit")}
             for name, m in r["methods"].items()}
 
   assert strip(results) == strip(run["results"])
+  assert run["results"]["methods"]["vpl"]["fit"]["resumed_from"] is None
+  assert results["methods"]["vpl"]["fit"] == dict(final_step=200, resumed_from=200)
   # Nothing was trained again: no new metrics rows, and the training time is the saved one.
   rows = open(os.path.join(run["workdir"], "metrics.jsonl")).read().splitlines()
   assert len(rows) == 8
