@@ -34,7 +34,7 @@ def test_restores_on_one_device_and_reproduces_results(four_device_run):
   scores = run.evaluate()
   for name in ("btl", "vpl"):
     saved = dict(run.results["methods"][name])
-    saved.pop("train_seconds")
+    saved.pop("train_seconds"), saved.pop("fit")  # what training recorded, not scores
     assert scores[name] == saved  # exact: the same parameters, data and context pairs
 
 

@@ -70,7 +70,8 @@ class Run:
     return self.methods[name], self.models[name]
 
   def evaluate(self) -> dict[str, dict]:
-    """Every loaded method's held-out report, as in `results.json` (less `train_seconds`)."""
+    """Every loaded method's held-out report, as in `results.json` (less what training
+    recorded about itself: `train_seconds`, `fit`)."""
     return {name: experiment.score_method(self.methods[name], self.models[name], self.heldout,
                                           self.context_idx, self.target_mask)
             for name in self.models}
