@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from vpl.models.mlp import MLP
@@ -20,7 +21,9 @@ from vpl.models.mlp import MLP
 # Candidate Newton step sizes, largest first: each iteration takes the largest that does not
 # lower the objective, so a full step that would overshoot (near-separable labels, a flat
 # prior) is halved instead.
-_STEP_SIZES = jnp.array([1.0, 0.5, 0.25, 0.125, 0.0625, 0.0])
+# numpy, not jnp: importing a module must not start a JAX backend (jax.distributed must
+# be initialised first in multi-process runs).
+_STEP_SIZES = np.array([1.0, 0.5, 0.25, 0.125, 0.0625, 0.0], np.float32)
 
 
 class PriorStat(nnx.Variable):
