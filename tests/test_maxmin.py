@@ -215,3 +215,9 @@ def test_end_to_end_beside_btl(tiny_config, tmp_path):
   assert {"btl", "maxmin", "softmin", "mean"} <= set(rules)
   assert saved == json.loads(json.dumps(results))
   assert os.path.isdir(tmp_path / "checkpoints" / "maxmin")
+  # load_run rebuilds the EM result through the method's restore hook and re-scores it.
+  from vpl import analysis
+  run = analysis.load_run(str(tmp_path))
+  assert "maxmin" in run.models and "maxmin" not in run.skipped
+  again = run.evaluate()["maxmin"]
+  assert again["heldout_accuracy"] == mm["heldout_accuracy"]

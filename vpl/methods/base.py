@@ -9,7 +9,8 @@ A method is plain functions, so the trainer and evaluator treat all methods alik
   pairs (`a`, `b`, `label` `[B, N, ...]`); methods with one reward for everyone ignore it.
   Latent methods put the user representation in aux (`mu`, `log_var` for Gaussian posteriors).
 - `fit` (optional): a trainer that replaces `vpl.train.fit` for methods that are not trained
-  by gradient steps alone (EM); same signature and return value.
+  by gradient steps alone (EM); same signature and return value; `restore` (optional)
+  rebuilds such a method's model from its checkpoint for `vpl.analysis.load_run`.
 """
 
 from __future__ import annotations
@@ -36,3 +37,6 @@ class Method:
   min_pairs_source: str = "sampling a pair"
 
   fit: Optional[Callable[..., tuple[nnx.Module, dict]]] = None
+  # With an own `fit` and its own checkpoint layout: `restore(config, feature_dim, ckpt_dir,
+  # step=None) -> (model, step)` rebuilds the trained model for analysis (vpl.analysis).
+  restore: Optional[Callable[..., tuple[nnx.Module, int]]] = None

@@ -81,9 +81,23 @@ def make(config: ml_collections.ConfigDict) -> Method:
   def predict(model, context, targets):
     return model(context, targets)
 
+  def restore(config, feature_dim, ckpt_dir, step=None):
+    del config
+    model = make_model(feature_dim, nnx.Rngs(0))
+    graphdef, _ = nnx.split(model)
+    ckpt = Checkpointer(ckpt_dir)
+    try:
+      step = ckpt.latest_step() if step is None else step
+      if step is None:
+        raise ValueError(f"{ckpt_dir} holds no maxmin checkpoint; train first.")
+      state, _ = ckpt.restore(step, dict(params=nnx.to_pure_dict(nnx.state(model))))
+    finally:
+      ckpt.close()
+    return nnx.merge(graphdef, jax.device_get(state["params"])), step
+
   return Method("maxmin", make_model,
                 functools.partial(sample_cluster_pairs, num_pairs=mm.pairs_per_step), loss,
-                predict, batch_axis_size=mm.pairs_per_step, fit=fit)
+                predict, batch_axis_size=mm.pairs_per_step, fit=fit, restore=restore)
 
 
 def sample_cluster_pairs(key: jax.Array, pool: Batch, num_pairs: int) -> Batch:
