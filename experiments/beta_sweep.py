@@ -5,16 +5,16 @@
 Recipes: `default` (the default config: product decoder, 1 free nat per latent dimension) and
 `paper` (the paper's concat decoder r = MLP([s, z]), no free bits); both with a constant
 beta, so the value on the x axis is the one trained with. Run (recipe, beta) goes in
-DIR/<recipe>_beta<beta>/ (resumable). Writes DIR/sweep.md, DIR/sweep.json and
+DIR/<recipe>_beta<beta>/ (resumable). Writes DIR/summary.md, DIR/summary.json and
 DIR/beta_sweep.png (held-out accuracy and active latent units against beta).
 """
 
-import json
 import os
 
 from absl import app, flags, logging
 
 from experiments.configs import compare
+from vpl import report
 from vpl.experiment import train_and_evaluate
 
 FLAGS = flags.FLAGS
@@ -67,10 +67,7 @@ def main(argv):
                f"BTL ceiling {rows[0]['btl_ceiling']:.3f}.")
   text = "\n".join(lines)
   print(text)
-  with open(os.path.join(FLAGS.workdir, "sweep.md"), "w") as f:
-    f.write(text + "\n")
-  with open(os.path.join(FLAGS.workdir, "sweep.json"), "w") as f:
-    json.dump(rows, f, indent=2)
+  report.write_summary(FLAGS.workdir, text, rows)
   from vpl import plotting  # matplotlib only when the figure is drawn.
   plotting.beta_sweep(rows, FLAGS.task, os.path.join(FLAGS.workdir, "beta_sweep.png"))
 

@@ -8,7 +8,6 @@ Task T, seed N runs in DIR/T/seed_N (resumable like experiments.main). Writes DI
 DIR/summary.json.
 """
 
-import json
 import os
 
 from absl import app, flags, logging
@@ -34,15 +33,11 @@ def main(argv):
     print(f"{task}: done", flush=True)
   parts = [report.tasks_table(runs_by_task)]
   for task, runs in runs_by_task.items():
-    claims = report.comparison_claims(runs)
-    parts.append(f"### {task}\n\n" + report.seeds_table(runs) + "\n\n" + "\n".join(
-        f"- {'holds' if ok else 'FAILS'}: {claim} ({values})" for claim, ok, values in claims))
+    parts.append(f"### {task}\n\n" + report.seeds_table(runs) + "\n\n"
+                 + report.claims_text(report.comparison_claims(runs)))
   text = "\n\n".join(parts)
   print(text)
-  with open(os.path.join(FLAGS.workdir, "summary.md"), "w") as f:
-    f.write(text + "\n")
-  with open(os.path.join(FLAGS.workdir, "summary.json"), "w") as f:
-    json.dump(runs_by_task, f, indent=2)
+  report.write_summary(FLAGS.workdir, text, runs_by_task)
 
 
 if __name__ == "__main__":

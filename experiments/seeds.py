@@ -7,8 +7,6 @@ Each seed runs in DIR/seed_N (resumable like experiments.main); the summary is a
 to DIR/summary.md.
 """
 
-import json
-import os
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -31,13 +29,9 @@ def main(argv):
   text = report.seeds_table(runs)
   check = FLAGS.check_headline
   if check if check is not None else runs[0]["task"] == "didactic":
-    text += "\n\n" + "\n".join(f"- {'holds' if ok else 'FAILS'}: {claim} ({values})"
-                               for claim, ok, values in report.headline_claims(runs))
+    text += "\n\n" + report.claims_text(report.headline_claims(runs))
   print(text)
-  with open(os.path.join(FLAGS.workdir, "summary.md"), "w") as f:
-    f.write(text + "\n")
-  with open(os.path.join(FLAGS.workdir, "summary.json"), "w") as f:
-    json.dump(runs, f, indent=2)
+  report.write_summary(FLAGS.workdir, text, runs)
 
 
 if __name__ == "__main__":

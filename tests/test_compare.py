@@ -98,3 +98,11 @@ def test_unknown_decoder_is_rejected(tiny_config):
   model = methods.make_method("vpl", edited(tiny_config, **{"model.decoder": "film"}))
   with pytest.raises(ValueError, match="model.decoder = 'film'"):
     model.make_model(2, nnx.Rngs(0))
+
+
+def test_claims_text_and_summary_files(tmp_path):
+  text = report.claims_text([("a >= b", True, "1.000 >= 0.500"), ("c", False, "x")])
+  assert text == "- holds: a >= b (1.000 >= 0.500)\n- FAILS: c (x)"
+  report.write_summary(str(tmp_path), "table", [{"seed": 0}])
+  assert (tmp_path / "summary.md").read_text() == "table\n"
+  assert (tmp_path / "summary.json").read_text().startswith("[")

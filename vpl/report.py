@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 
 
@@ -190,3 +193,17 @@ def tasks_table(runs_by_task: dict[str, list[dict]]) -> str:
   lines.append(f"\nHeld-out users' accuracy, mean ± std over seeds {seeds}; active units "
                f"per seed.")
   return "\n".join(lines)
+
+
+def claims_text(claims: list[tuple[str, bool, str]]) -> str:
+  """Markdown bullets: each claim, whether it holds in every run, and the values per run."""
+  return "\n".join(f"- {'holds' if ok else 'FAILS'}: {claim} ({values})"
+                   for claim, ok, values in claims)
+
+
+def write_summary(workdir: str, text: str, runs) -> None:
+  """Writes `workdir/summary.md` (the text) and `workdir/summary.json` (the runs)."""
+  with open(os.path.join(workdir, "summary.md"), "w") as f:
+    f.write(text + "\n")
+  with open(os.path.join(workdir, "summary.json"), "w") as f:
+    json.dump(runs, f, indent=2)
