@@ -2,6 +2,7 @@
 synthetic task through a file into training (same result as the task in memory)."""
 
 import json
+import os
 import re
 
 import numpy as np
@@ -64,8 +65,13 @@ def test_csv_named_features_names_and_reordered_b(tmp_path):
 
 
 def test_readme_example_file_loads(tmp_path):
-  # The 5-line example of docs/readme_parts/real_data.md (header + 4 comparisons).
-  text = open("docs/readme_parts/real_data.md").read()
+  # The README's 5-line example (header + 4 comparisons); docs/data.md holds the same one.
+  from conftest import REPO
+  for doc in ("README.md", os.path.join("docs", "data.md")):
+    text = open(os.path.join(REPO, doc)).read()
+    example = re.search(r"```csv\n(.*?)```", text, re.S).group(1)
+    assert len(example.strip().splitlines()) == 5, doc
+  text = open(os.path.join(REPO, "README.md")).read()
   example = re.search(r"```csv\n(.*?)```", text, re.S).group(1)
   assert len(example.strip().splitlines()) == 5
   rows = byo.load(_write(tmp_path, "example.csv", example))

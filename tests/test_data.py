@@ -271,7 +271,7 @@ def test_bad_generator_arguments_raise():
   with pytest.raises(ValueError, match=r"temperature = -1"):
     synthetic.didactic(temperature=-1, num_users=20, pairs_per_user=2)
   with pytest.raises(ValueError, match=r"data.task = 'maze' is not a known task; choose one "
-                                       r"of \['didactic', 'navigation'\]"):
+                                       r"of \['didactic', 'navigation', 'pets', 'ufp', 'unimodal'\]"):
     synthetic.make_task("maze")
 
 
