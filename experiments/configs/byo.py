@@ -2,7 +2,7 @@
 
 Command:  python -m experiments.main --workdir=runs/mine --config=experiments/configs/byo.py:path=pairs.csv
           (arguments: path=FILE (required; .csv, .jsonl, .parquet or .npz, see
-          vpl/data/byo.py and docs/readme_parts/real_data.md for the layout), split=users |
+          vpl/data/byo.py and docs/data.md for the layout), split=users |
           temporal (needs a timestamp field), standardize=true | false)
 Runtime:  for a file of 1,000 users x 24 pairs over 2 features, about 2 minutes on the 2-core
           CPU with all six methods, compile included; it grows with the feature width and the

@@ -9,12 +9,12 @@ Arguments: dataset=ecdat_train | movielens100k | movielens_small; grouping=gende
 Runtime:  (2-core CPU, all six methods, compile included) ecdat_train about 1 min per seed
           (308 s for the 5 seeds); movielens100k about 3.2 min (193 s); movielens_small not
           timed (67,053 pairs of 671 users against movielens100k's 94,205 of 943).
-Expected: (measured; docs/readme_parts/real_data.md has the tables) ecdat_train, held-out
+Expected: (measured; docs/data.md has the tables) ecdat_train, held-out
           users, seeds 0-4: VPL 0.780 +- 0.022 against pooled BTL 0.714 +- 0.010 (VPL ahead
           by 0.045-0.085 in every seed); maxmin 0.721, dpl_mv 0.703, dpl_cat 0.681, pref
-          0.660. movielens100k grouping=age, seed 0: every method 0.64-0.66 (genres and year
-          say little about a user's taste); worst group (56+) BTL 0.595, VPL 0.601, maxmin
-          0.622.
+          0.660. movielens100k grouping=age, seeds 0-4: BTL 0.635 +- 0.007, VPL, PReF and
+          maxmin 0.647 (genres and year say little about a user's taste); every method's
+          worst age band 0.60-0.61.
 
 Data: features are z-scored with the training users' pairs only (source.standardize), no
 labels involved. The VPL settings for Ecdat were chosen on validation users carved from the
