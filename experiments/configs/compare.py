@@ -42,9 +42,7 @@ def get_config(arg: str = "task=didactic"):
   if task in ("pets", "ufp", "unimodal"):
     # Embedding tasks: the paper trains on random context sizes 2..8 (UF-P-4).
     c.train.min_context = 2
-  if "maxmin" in c:
-    c.maxmin.num_clusters = max(groups, 1)
-  if "pref" in c:
-    c.pref.num_bases = max(groups, 2)
+  c.maxmin.num_clusters = groups
+  c.pref.num_bases = max(groups, 2)
   c.lock()
   return c
