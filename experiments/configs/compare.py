@@ -39,9 +39,9 @@ def get_config(arg: str = "task=didactic"):
   c.methods = METHODS
   c.data.task = task
   c.data.kwargs = kwargs
-  if task in ("pets", "ufp", "unimodal"):
-    # Embedding tasks: the paper trains on random context sizes 2..8 (UF-P-4).
-    c.train.min_context = 2
+  # Every training context has 8 pairs, as evaluation does. The paper draws 2..8 on UF-P-4
+  # (train.min_context = 2); on ufp4's validation users (source.evaluate_on = 'validation',
+  # seeds 0-1) that gave VPL 0.953 against 0.969 with fixed 8 (README, "Every method").
   c.maxmin.num_clusters = groups
   c.pref.num_bases = max(groups, 2)
   c.lock()
