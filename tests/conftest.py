@@ -44,6 +44,13 @@ def edited(config, **fields):
   return c
 
 
+def swap_pairs(part: dict, swap: np.ndarray) -> dict:
+  """`part` with a and b exchanged and the label flipped where `swap` is True (other keys kept)."""
+  return dict(part, a=np.where(swap[..., None], part["b"], part["a"]),
+              b=np.where(swap[..., None], part["a"], part["b"]),
+              label=np.where(swap, 1 - part["label"], part["label"]))
+
+
 def subprocess_env(**extra) -> dict:
   """The environment for a child Python: repo importable, CPU only, quiet TF/absl."""
   env = dict(os.environ)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from conftest import edited
+from conftest import edited, swap_pairs
 from vpl import methods
 from vpl.models import dpl
 
@@ -63,9 +63,7 @@ def test_loss_swap_a_b_with_flipped_label(tiny_config, name):
   batch = _batch(rng, 32)
   loss, _ = method.loss(model, batch, None, None)
   swap = rng.random(32) < 0.5
-  swapped = dict(a=np.where(swap[:, None], batch["b"], batch["a"]),
-                 b=np.where(swap[:, None], batch["a"], batch["b"]),
-                 label=np.where(swap, 1 - batch["label"], batch["label"]))
+  swapped = swap_pairs(batch, swap)
   assert float(method.loss(model, swapped, None, None)[0]) == pytest.approx(float(loss),
                                                                               rel=1e-5)
   # Guard: swapping without flipping the label changes it.

@@ -6,18 +6,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from conftest import edited
+from conftest import edited, swap_pairs
 from vpl import methods, train
 from vpl.data.comparisons import from_flat
 
 D = 2
-
-
-def _swap(part: dict, swap: np.ndarray) -> dict:
-  """`part` with a and b exchanged and the label flipped where `swap` is True."""
-  return dict(a=np.where(swap[..., None], part["b"], part["a"]),
-              b=np.where(swap[..., None], part["a"], part["b"]),
-              label=np.where(swap, 1 - part["label"], part["label"]))
 
 
 def _part(rng, shape, soft):
@@ -41,13 +34,13 @@ def test_vpl_loss_swap_a_b_with_flipped_label(tiny_config, pooling, soft):
     swapped = {}
     for part in ("context", "targets"):
       flip = rng.random(batch[part]["label"].shape) < 0.5
-      swapped[part] = _swap(batch[part], flip) if where in (part, "both") else batch[part]
+      swapped[part] = swap_pairs(batch[part], flip) if where in (part, "both") else batch[part]
     loss_s, metrics_s = method.loss(model, swapped, key, step)
     assert float(loss_s) == pytest.approx(float(loss), rel=1e-5)
     assert float(metrics_s["kl"]) == pytest.approx(float(metrics["kl"]), rel=1e-5)
   # Guard: swapping a and b WITHOUT flipping the label changes the loss.
   flip = np.ones((5, 3), bool)
-  unflipped = dict(batch, targets=dict(_swap(batch["targets"], flip),
+  unflipped = dict(batch, targets=dict(swap_pairs(batch["targets"], flip),
                                        label=batch["targets"]["label"]))
   assert abs(float(method.loss(model, unflipped, key, step)[0]) - float(loss)) > 1e-4
 
@@ -58,7 +51,7 @@ def test_btl_loss_swap_a_b_with_flipped_label(tiny_config):
   rng = np.random.default_rng(1)
   batch = _part(rng, (32,), soft=True)
   loss, _ = method.loss(model, batch, None, None)
-  swapped = _swap(batch, rng.random(32) < 0.5)
+  swapped = swap_pairs(batch, rng.random(32) < 0.5)
   assert float(method.loss(model, swapped, None, None)[0]) == pytest.approx(float(loss),
                                                                               rel=1e-6)
 

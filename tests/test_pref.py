@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from conftest import edited
+from conftest import edited, swap_pairs
 from vpl import experiment, methods
 from vpl.data import synthetic
 from vpl.data.comparisons import from_flat
@@ -231,9 +231,7 @@ def test_loss_swap_a_b_with_flipped_label(tiny_config):
                label=rng.random(n).astype(np.float32), user=rng.integers(0, 5, n))
   loss, _ = method.loss(model, batch, None, None)
   swap = rng.random(n) < 0.5
-  swapped = dict(batch, a=np.where(swap[:, None], batch["b"], batch["a"]),
-                 b=np.where(swap[:, None], batch["a"], batch["b"]),
-                 label=np.where(swap, 1 - batch["label"], batch["label"]))
+  swapped = swap_pairs(batch, swap)
   assert float(method.loss(model, swapped, None, None)[0]) == pytest.approx(float(loss),
                                                                               rel=1e-5)
   unflipped = dict(swapped, label=batch["label"])
