@@ -16,12 +16,11 @@ import ml_collections
 import numpy as np
 
 from vpl import distributed, evaluate, methods, report, selection, train
-from vpl.data import sources, streaming, synthetic
+from vpl.data import sources, streaming
 from vpl.data.comparisons import UserComparisons
 
 
-def build_task(config: ml_collections.ConfigDict) -> synthetic.Task:
-  return synthetic.make_task(config.data.task, seed=config.seed, **config.data.kwargs.to_dict())
+build_task = sources.build_task  # the synthetic task a config names (tests, notebooks)
 
 
 def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:

@@ -125,6 +125,11 @@ def _log_filters(name: str, rows: Rows) -> None:
                rows.num_users, dropped)
 
 
+def build_task(config: ml_collections.ConfigDict) -> synthetic.Task:
+  """The synthetic task `config.data` names, generated with the run's seed."""
+  return synthetic.make_task(config.data.task, seed=config.seed, **config.data.kwargs.to_dict())
+
+
 def build(config: ml_collections.ConfigDict, min_train_pairs: int) -> ExperimentData:
   """The experiment's data from `config.source` (and `config.data` for synthetic tasks).
 
@@ -140,8 +145,7 @@ def build(config: ml_collections.ConfigDict, min_train_pairs: int) -> Experiment
     if config.eval.split != "users":
       raise ValueError(f"eval.split = {config.eval.split!r} needs timestamps, which synthetic "
                        f"tasks do not have; use eval.split = 'users'.")
-    task = synthetic.make_task(config.data.task, seed=config.seed,
-                               **config.data.kwargs.to_dict())
+    task = build_task(config)
     parts = _split_users(config, task.data)
     return ExperimentData(task.name, *parts, task.shares, task,
                           dict(source=SYNTHETIC, split="users", evaluate_on=s.evaluate_on))
