@@ -21,7 +21,7 @@ import numpy as np
 from absl import app, flags
 
 from experiments.configs import default
-from vpl import methods, train
+from vpl import configs, methods, train
 from vpl.data.comparisons import UserComparisons
 
 FLAGS = flags.FLAGS
@@ -34,20 +34,12 @@ flags.DEFINE_integer("pairs_per_user", 64, "Pairs per user in the pool.")
 
 
 def control_size_config():
-  c = default.get_config()
-  c.unlock()
-  c.model.hidden = (256, 256, 256)
-  c.model.embed_dim = 256
-  c.model.latent_dim = 32
-  c.train.batch_sets = 256
-  c.train.num_context = 16
-  c.train.num_targets = 16
-  c.loss.target_mode = "context"
   # The official code's architecture (r = MLP([s, z])), so the timings compare like with like.
-  c.model.decoder = "concat"
-  c.train.steps_per_call = FLAGS.steps_per_call
-  c.lock()
-  return c
+  return configs.with_overrides(default.get_config(), {
+      "model.hidden": (256, 256, 256), "model.embed_dim": 256, "model.latent_dim": 32,
+      "model.decoder": "concat", "train.batch_sets": 256, "train.num_context": 16,
+      "train.num_targets": 16, "loss.target_mode": "context",
+      "train.steps_per_call": FLAGS.steps_per_call})
 
 
 def random_pool(users, pairs, dim, seed=0):

@@ -30,11 +30,7 @@ def configs_to_build() -> list[tfds_builders.ComparisonsConfig]:
   configs = [tfds_builders.named_config(n) for n in names]
   c = FLAGS.config
   if c is not None:
-    if c.source.name == "synthetic":
-      configs.append(tfds_builders.make_config(c.data.task, c.data.kwargs.to_dict(), c.seed))
-    else:
-      configs.append(tfds_builders.make_config(c.source.name, c.source.kwargs.to_dict(),
-                                               c.seed))
+    configs.append(tfds_builders.make_config(c.data.source, c.data.kwargs.to_dict(), c.seed))
   if not configs:
     raise app.UsageError("Nothing to build: give --datasets=NAME[,NAME...] (or 'all') and/or "
                          "--config=FILE.")

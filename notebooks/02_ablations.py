@@ -18,7 +18,7 @@ import os
 
 from experiments import sweeps
 from experiments.configs import default, tiny
-from vpl import analysis, analysis_plots, experiment
+from vpl import analysis_plots, configs, experiment, runs
 
 TINY = os.environ.get("VPL_NOTEBOOK_TINY") == "1"
 OUT = os.environ.get("VPL_NOTEBOOK_OUT", "runs/notebooks")
@@ -37,18 +37,18 @@ else:
     keep = {"base", "beta0.1", "latent_dim1", "train.num_context2-eval.num_context2",
             "shares_0.34_0.33_0.33"}
     jobs = [j for j in jobs if j["name"] in keep]
-    base = analysis.with_overrides(base, {"train.num_steps": 100, "eval.reward_maps": False})
+    base = configs.with_overrides(base, {"train.num_steps": 100, "eval.reward_maps": False})
   workdirs = []
   for job in jobs:
     workdir = os.path.join(OUT, "02_ablations", job["name"])
-    experiment.train_and_evaluate(analysis.with_overrides(base, job["overrides"]), workdir)
+    experiment.train_and_evaluate(configs.with_overrides(base, job["overrides"]), workdir)
     workdirs.append(workdir)
 
 # %%
-rows = [r for r in analysis.collect_results(workdirs, FIELDS) if r["method"] == "vpl"]
+rows = [r for r in runs.collect_results(workdirs, FIELDS) if r["method"] == "vpl"]
 for r in rows:
   r["job"] = os.path.basename(r["workdir"])
-print(analysis.markdown_table(rows, ["job", *FIELDS, "heldout_accuracy",
+print(runs.markdown_table(rows, ["job", *FIELDS, "heldout_accuracy",
                                      "worst_group_accuracy", "active_units",
                                      "oracle_accuracy"]))
 print(analysis_plots.ablation_bars(rows, os.path.join(FIGURES, "02_ablations.png")))

@@ -32,16 +32,8 @@ def tiny_config():
 
 def edited(config, **fields):
   """A copy of `config` with dotted `fields` set, e.g. edited(c, **{"train.num_steps": 4})."""
-  c = config.copy_and_resolve_references()
-  c.unlock()
-  for dotted, value in fields.items():
-    *groups, last = dotted.split(".")
-    node = c
-    for g in groups:
-      node = node[g]
-    node[last] = value
-  c.lock()
-  return c
+  from vpl import configs
+  return configs.with_overrides(config, fields)
 
 
 def swap_pairs(part: dict, swap: np.ndarray) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import run_python, subprocess_env
-from vpl import analysis, methods, train
+from vpl import analysis, configs, methods, runs, train
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +116,10 @@ def test_read_metrics_keeps_the_last_line_per_step(tmp_path):
 
 
 def test_with_overrides_and_collect(tiny_config, tmp_path):
-  c = analysis.with_overrides(tiny_config, {"loss.beta": 0.1, "model.latent_dim": 2})
+  c = configs.with_overrides(tiny_config, {"loss.beta": 0.1, "model.latent_dim": 2})
   assert (c.loss.beta, c.model.latent_dim, tiny_config.loss.beta) == (0.1, 2, 1.0)
   with pytest.raises(ValueError, match="no field 'betta'"):
-    analysis.with_overrides(tiny_config, {"loss.betta": 0.1})
+    configs.with_overrides(tiny_config, {"loss.betta": 0.1})
   # One finished run (config.json + results.json written by hand), one unfinished.
   done, running = tmp_path / "done", tmp_path / "running"
   for w in (done, running):
@@ -128,12 +128,12 @@ def test_with_overrides_and_collect(tiny_config, tmp_path):
   (done / "results.json").write_text(json.dumps(dict(
       oracle_accuracy=1.0, btl_ceiling=0.7,
       methods=dict(vpl=dict(heldout_accuracy=0.9, worst_group_accuracy=0.8)))))
-  rows = analysis.collect_results([str(done), str(running)], ["loss.beta", "model.latent_dim"])
+  rows = runs.collect_results([str(done), str(running)], ["loss.beta", "model.latent_dim"])
   assert rows == [dict(workdir=str(done), method="vpl", **{"loss.beta": 0.1},
                        **{"model.latent_dim": 2}, heldout_accuracy=0.9,
                        divergent_accuracy=rows[0]["divergent_accuracy"],
                        worst_group_accuracy=0.8, active_units=None, oracle_accuracy=1.0,
                        btl_ceiling=0.7)]
   assert np.isnan(rows[0]["divergent_accuracy"])
-  assert analysis.markdown_table(rows, ["method", "loss.beta", "heldout_accuracy"]) == (
+  assert runs.markdown_table(rows, ["method", "loss.beta", "heldout_accuracy"]) == (
       "| method | loss.beta | heldout_accuracy |\n| --- | --- | --- |\n| vpl | 0.100 | 0.900 |")

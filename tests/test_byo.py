@@ -11,7 +11,7 @@ import pytest
 from conftest import edited
 from experiments.configs import byo as byo_config
 from vpl import experiment
-from vpl.data import byo, synthetic
+from vpl.data import byo
 from vpl.data.rows import from_comparisons
 
 FORMATS = ("csv", "jsonl", "parquet", "npz")
@@ -209,7 +209,7 @@ def experiment_tiny():
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_round_trip_trains_like_the_task_in_memory(tmp_path, in_memory, fmt):
   config, expected = in_memory
-  task = synthetic.make_task(config.data.task, seed=config.seed, **config.data.kwargs.to_dict())
+  task = experiment.build_task(config)
   path = str(tmp_path / f"task.{fmt}")
   byo.write(path, from_comparisons(task.data))
   # The file's rows regroup into exactly the task's comparisons.
@@ -223,7 +223,7 @@ def test_round_trip_trains_like_the_task_in_memory(tmp_path, in_memory, fmt):
   byo_cfg.data.heldout_fraction = config.data.heldout_fraction
   byo_cfg.eval.num_context = config.eval.num_context
   byo_cfg.methods = config.methods
-  byo_cfg.source.standardize = False  # the in-memory task is not standardised
+  byo_cfg.data.standardize = False  # the in-memory task is not standardised
   byo_cfg.lock()
   got = experiment.train_and_evaluate(byo_cfg, str(tmp_path / "run"))
   assert got["oracle_accuracy"] is None and "oracle" in got["skipped"]

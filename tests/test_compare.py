@@ -8,13 +8,14 @@ from flax import nnx
 
 from experiments.configs import compare
 from vpl import experiment, methods, report, train
+from vpl.data import tasks
 from vpl.models.vpl import ProductDecoder
 
 
 @pytest.mark.parametrize("name", sorted(compare.TASKS))
 def test_every_task_builds_with_k_and_j_from_its_groups(name):
   config = compare.get_config(f"task={name}")
-  groups = compare.TASKS[name][2]
+  groups = tasks.PRESETS[name].num_groups
   task = experiment.build_task(config)
   assert task.num_groups == groups
   assert config.maxmin.num_clusters == groups

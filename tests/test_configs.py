@@ -10,12 +10,14 @@ import ml_collections
 import pytest
 
 from conftest import REPO
+from experiments.configs import args, default
 from vpl import experiment, methods
+from vpl.data import sources, tasks
 from vpl.data.comparisons import check_enough_pairs, split_users
 
 CONFIG_FILES = sorted(
     p for p in glob.glob(os.path.join(REPO, "experiments", "configs", "*.py"))
-    if not p.endswith("__init__.py"))
+    if not p.endswith(("__init__.py", "args.py")))
 
 
 def _documented_variants():
@@ -53,14 +55,17 @@ def test_config_loads_locked_and_builds(name, arg):
   for group in ("data", "model", "loss", "optim", "train", "eval"):
     assert group in config, group
 
-  task = experiment.build_task(config)
-  assert task.data.num_users == config.data.kwargs.num_users
   for method_name in config.methods:
     method = methods.make_method(method_name, config)
     assert method.name == method_name
     # What fit and evaluation will check, checked now on a single device.
     assert config.train.checkpoint_every % config.train.steps_per_call == 0
     assert method.batch_axis_size % 8 == 0  # splits over 1, 2, 4 or 8 devices
+  if not tasks.is_task(config.data.source):
+    assert config.data.source in sources.LOADERS  # real rows: built by tests/test_sources.py
+    return
+  task = experiment.build_task(config)
+  assert task.data.num_users == config.data.kwargs.num_users
   train_data, heldout = split_users(task.data, config.data.heldout_fraction, config.seed)
   check_enough_pairs(train_data, config.train.num_context + config.train.num_targets, "train")
   check_enough_pairs(heldout, config.eval.num_context + 1, "eval")
@@ -103,3 +108,25 @@ def test_cli_flags_override_the_config(monkeypatch):
             "--config.not_a_field=1")
   finally:
     flag_values.unparse_flags()
+
+
+def test_all_methods_lists_the_registry():
+  assert sorted(default.ALL_METHODS) == sorted(methods.REGISTRY)
+
+
+def test_the_argument_parser_names_key_value_and_choices():
+  keys = dict(task=args.Key(choices=("a", "b")), n=args.Key(2, parse=int),
+              flag=args.Key(False, parse=args.boolean), shares=args.Key((1.0,), parse=args.shares))
+  assert args.parse("task=a", "x.py", **keys) == dict(task="a", n=2, flag=False, shares=(1.0,))
+  got = args.parse("task=b,n=5,flag=true,shares=0.8/0.2", "x.py", **keys)
+  assert got == dict(task="b", n=5, flag=True, shares=(0.8, 0.2))
+  with pytest.raises(ValueError, match=r"x.py:task=c is not one of \['a', 'b'\]"):
+    args.parse("task=c", "x.py", **keys)
+  with pytest.raises(ValueError, match=r"unknown key 'tsk'; x.py takes task=a\|b, n=..."):
+    args.parse("tsk=a", "x.py", **keys)
+  with pytest.raises(ValueError, match=r"x.py needs task=..."):
+    args.parse("n=3", "x.py", **keys)
+  with pytest.raises(ValueError, match=r"x.py:n=three is not valid"):
+    args.parse("task=a,n=three", "x.py", **keys)
+  with pytest.raises(ValueError, match=r"x.py:flag=yes is not valid \(use true or false\)"):
+    args.parse("task=a,flag=yes", "x.py", **keys)

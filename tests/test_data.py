@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from vpl.data import synthetic
+from vpl import seeding
+from vpl.data import synthetic, tasks
 from vpl.data.comparisons import (UserComparisons, check_enough_pairs, from_flat,
                                   split_context_target, split_users)
 
@@ -270,12 +271,16 @@ def test_bad_generator_arguments_raise():
     synthetic.navigation(num_goals=3, shares=(0.5, 0.5), num_users=20, pairs_per_user=2)
   with pytest.raises(ValueError, match=r"temperature = -1"):
     synthetic.didactic(temperature=-1, num_users=20, pairs_per_user=2)
-  with pytest.raises(ValueError, match=r"data.task = 'maze' is not a known task; choose one "
-                                       r"of \['didactic', 'navigation', 'pets', 'ufp', 'unimodal'\]"):
-    synthetic.make_task("maze")
+  with pytest.raises(ValueError, match=r"data.source = 'maze' is not a synthetic task; choose "
+                                       r"one of \['didactic', 'navigation', 'pets', 'ufp', "
+                                       r"'unimodal'\]"):
+    tasks.generate("maze", {}, 0)
 
 
-def test_make_task_passes_arguments():
-  task = synthetic.make_task("navigation", num_goals=3, num_users=9, pairs_per_user=5, seed=0)
+def test_generate_passes_arguments_and_draws_from_the_data_stream():
+  task = tasks.generate("navigation", dict(num_goals=3, num_users=9, pairs_per_user=5), 0)
   assert task.name == "navigation" and task.num_groups == 3
   assert task.data.a.shape == (9, 5, 2)
+  same = tasks.GENERATORS["navigation"](num_goals=3, num_users=9, pairs_per_user=5,
+                                        seed=seeding.derive(0, "data"))
+  np.testing.assert_array_equal(task.data.a, same.data.a)

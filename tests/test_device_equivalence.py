@@ -53,5 +53,5 @@ def test_one_and_four_devices_agree(tmp_path):
 
   # A batch that does not split over the devices is refused, naming the fix.
   assert one["indivisible_error"] is None
-  assert four["indivisible_error"] == ("vpl's batch axis (6) does not split over 4 devices; "
-                                       "make train.batch_sets a multiple of 4.")
+  assert four["indivisible_error"] == ("vpl's batch axis (6, set by train.batch_sets) does not "
+                                       "split over 4 devices; make it a multiple of 4.")

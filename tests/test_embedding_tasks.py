@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from vpl.data import synthetic
+from vpl.data import tasks
 
 
 @pytest.mark.parametrize("num_types", [2, 4])
 def test_ufp_keeps_only_pairs_that_divide_the_types(num_types):
-  task = synthetic.make_task("ufp", num_types=num_types, num_users=40, pairs_per_user=8,
+  task = tasks.GENERATORS["ufp"](num_types=num_types, num_users=40, pairs_per_user=8,
                              pool_pairs=400, seed=0)
   d = task.data
   assert task.name == f"ufp{num_types}" and task.num_groups == num_types
@@ -23,7 +23,7 @@ def test_ufp_keeps_only_pairs_that_divide_the_types(num_types):
 
 
 def test_labels_follow_each_users_linear_reward():
-  task = synthetic.make_task("ufp", num_types=4, num_users=30, pairs_per_user=6,
+  task = tasks.GENERATORS["ufp"](num_types=4, num_users=30, pairs_per_user=6,
                              pool_pairs=200, seed=1)
   d = task.data
   for u in range(d.num_users):
@@ -34,7 +34,7 @@ def test_labels_follow_each_users_linear_reward():
 
 
 def test_users_label_distinct_pairs_of_one_shared_pool():
-  d = synthetic.make_task("pets", num_users=50, pairs_per_user=10, pool_pairs=60,
+  d = tasks.GENERATORS["pets"](num_users=50, pairs_per_user=10, pool_pairs=60,
                           seed=0).data
   rows = {r.tobytes() for r in d.a.reshape(-1, d.a.shape[-1])}
   assert len(rows) <= 60  # the pool is shared across users
@@ -43,22 +43,22 @@ def test_users_label_distinct_pairs_of_one_shared_pool():
 
 
 def test_pets_types_disagree_on_the_predicted_fraction():
-  task = synthetic.make_task("pets", controversy=0.5, num_users=200, pairs_per_user=20,
+  task = tasks.GENERATORS["pets"](controversy=0.5, num_users=200, pairs_per_user=20,
                              pool_pairs=4000, seed=0)
   assert task.data.divergent.mean() == pytest.approx(2 / np.pi * np.arctan(0.5), abs=0.03)
   assert task.filter_report["dropped_all_types_agree"] == 0
 
 
 def test_unimodal_has_one_group_and_btl_ceiling_equals_oracle():
-  d = synthetic.make_task("unimodal", num_users=20, pairs_per_user=5, seed=0).data
+  d = tasks.GENERATORS["unimodal"](num_users=20, pairs_per_user=5, seed=0).data
   assert (d.group == 0).all() and not d.divergent.any()
   np.testing.assert_array_equal(d.pooled_pref, d.true_pref)
 
 
 def test_llm_width_embeddings_and_seeded():
-  one = synthetic.make_task("ufp", num_types=2, dim=768, num_users=10, pairs_per_user=4,
+  one = tasks.GENERATORS["ufp"](num_types=2, dim=768, num_users=10, pairs_per_user=4,
                             pool_pairs=100, seed=3)
-  two = synthetic.make_task("ufp", num_types=2, dim=768, num_users=10, pairs_per_user=4,
+  two = tasks.GENERATORS["ufp"](num_types=2, dim=768, num_users=10, pairs_per_user=4,
                             pool_pairs=100, seed=3)
   assert one.data.a.shape == (10, 4, 768)
   np.testing.assert_array_equal(one.data.a, two.data.a)
@@ -73,4 +73,4 @@ def test_llm_width_embeddings_and_seeded():
 ])
 def test_bad_arguments_name_the_field(kwargs, match):
   with pytest.raises(ValueError, match=match):
-    synthetic.make_task("ufp", num_users=10, **{"pairs_per_user": 4, **kwargs})
+    tasks.GENERATORS["ufp"](num_users=10, **{"pairs_per_user": 4, **kwargs})

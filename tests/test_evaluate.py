@@ -34,6 +34,28 @@ def test_accuracy_report_by_hand():
   assert report["num_divergent_targets"] == 4
 
 
+def test_worst_group_skips_groups_without_targets():
+  """Python's min over [nan, 0.5] is nan, over [0.5, nan] is 0.5: order decided the result."""
+  p_a = np.array([[0.9, 0.9], [0.9, 0.1], [0.9, 0.9]])
+  label = [[1, 1], [1, 1], [0, 0]]  # group 0 has no targets below; 1: 0.5; 2: 0.0
+  target_mask = np.array([[0, 0], [1, 1], [1, 1]], bool)
+  report = evaluate.accuracy_report(p_a, _users(label, [0, 1, 2]), target_mask)
+  assert np.isnan(report["group_accuracy"]["0"])
+  assert report["worst_group_accuracy"] == 0.0
+  assert evaluate.worst([float("nan"), 0.5]) == 0.5 == evaluate.worst([0.5, float("nan")])
+  assert np.isnan(evaluate.worst([float("nan")]))
+
+
+def test_unseen_items_accuracy_counts_only_unseen_targets():
+  p_a = np.array([[0.9, 0.9, 0.1]])
+  unseen = np.array([[0, 1, 1]], bool)
+  report = evaluate.accuracy_report(p_a, _users([[1, 0, 0]], [0]), np.ones((1, 3), bool),
+                                    unseen)
+  assert report["heldout_accuracy"] == pytest.approx(2 / 3)
+  assert report["unseen_items_accuracy"] == pytest.approx(0.5)
+  assert report["num_unseen_targets"] == 2
+
+
 def test_accuracy_report_without_divergent_and_with_perfect_predictions():
   label = np.array([[1, 0, 1], [0, 0, 1]], np.float32)
   report = evaluate.accuracy_report(label, _users(label, [3, 3]), np.ones((2, 3), bool))

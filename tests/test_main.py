@@ -42,7 +42,7 @@ def _step_dirs(directory):
 def _final_state(workdir, name, config):
   method = methods.make_method(name, config)
   tx = train.make_optimizer(config.optim, config.train.num_steps)
-  _, like = train.init_state(method, 2, train.method_seed(config.seed, name), tx)
+  _, like = train.init_state(method, 2, train.init_seed(config, name), tx)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints", name))
   assert ckpt.latest_step() == NUM_STEPS
   state, _ = ckpt.restore(NUM_STEPS, like)

@@ -97,8 +97,8 @@ def test_sampler_draws_only_real_pairs_of_each_heads_users():
   data = UserComparisons(a=a, b=a, label=np.ones((users, width), np.float32), mask=mask,
                          user_id=np.arange(users), group=np.zeros(users, np.int32))
   gamma = np.eye(2)[[0, 1, 0, 1, 0, 1]]
-  pool = maxmin._pool(data)
-  pool["user_cdf"] = maxmin._user_cdf(gamma, pool["count"])
+  pool = maxmin.em_pool(data)
+  pool["user_cdf"] = maxmin.user_cdf(gamma, pool["count"])
   batch = maxmin.sample_cluster_pairs(jax.random.key(0), pool, num_pairs=400)
   feature = np.asarray(batch["a"][..., 0]).astype(int)  # [P, K]
   user, slot = feature // 10, feature % 10
@@ -193,6 +193,31 @@ def test_resume_loads_the_checkpoint_instead_of_retraining(three_restarts):
   assert info["resumed_from"] == t["info"]["final_step"]
   assert calls == [] and open(t["metrics_path"]).read() == rows_before  # nothing trained
   assert info["train_seconds"] == t["info"]["train_seconds"]
+  assert info["best_restart"] == t["info"]["best_restart"]
+  for x, y in zip(jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(t["model"]))):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("stop_after", [1, 3])
+def test_a_fit_killed_mid_em_resumes_at_its_last_round(three_restarts, tmp_path, stop_after):
+  """Every EM round is checkpointed: a fit stopped after round N resumes there and ends
+  bit-identical to the uninterrupted fit."""
+  t = three_restarts
+  ckpt, steps = str(tmp_path / "ckpt"), []
+
+  def stop(step):
+    steps.append(step)
+    if len(steps) == stop_after:  # round N has just been checkpointed
+      raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    t["method"].fit(t["method"], t["config"], t["data"], ckpt_dir=ckpt, on_chunk=stop)
+  resumed_rounds = []
+  model, info = t["method"].fit(t["method"], t["config"], t["data"], ckpt_dir=ckpt,
+                                on_chunk=resumed_rounds.append)
+  assert info["resumed_from"] == steps[-1]
+  assert resumed_rounds[0] == steps[-1] + t["config"].maxmin.steps_per_round  # the next round
+  assert info["restarts"] == t["info"]["restarts"]
   assert info["best_restart"] == t["info"]["best_restart"]
   for x, y in zip(jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(t["model"]))):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

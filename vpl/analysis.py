@@ -27,8 +27,10 @@ import numpy as np
 from flax import nnx
 
 from vpl import evaluate, experiment, methods, train
+from vpl.configs import load_config
 from vpl.checkpointing import Checkpointer
-from vpl.data import sources, synthetic
+from vpl.data import sources
+from vpl.data.labelling import Task
 from vpl.data.comparisons import UserComparisons, split_context_target
 
 
@@ -51,7 +53,7 @@ class Run:
   workdir: str
   config: ml_collections.ConfigDict
   data: sources.ExperimentData
-  task: Optional[synthetic.Task]
+  task: Optional[Task]
   train_data: UserComparisons
   heldout: UserComparisons
   context_idx: np.ndarray
@@ -72,8 +74,7 @@ class Run:
   def evaluate(self) -> dict[str, dict]:
     """Every loaded method's held-out report, as in `results.json` (less what training
     recorded about itself: `train_seconds`, `fit`)."""
-    return {name: experiment.score_method(self.methods[name], self.models[name], self.heldout,
-                                          self.context_idx, self.target_mask)
+    return {name: experiment.score_method(self.methods[name], self.models[name], self.data)
             for name in self.models}
 
   def posterior(self, name: str, a_NxD: np.ndarray, b_NxD: np.ndarray,
@@ -141,7 +142,7 @@ class Run:
                          "data has none in memory (real or streamed data): use 'heldout'.")
       data = self.task.data
       context_idx, _ = split_context_target(data, self.config.eval.num_context,
-                                            seed=self.config.seed + 1)
+                                            seed=sources.context_seed(self.config.seed))
     else:
       raise ValueError(f"users = {users!r}; choose 'heldout' or 'all'.")
     _, aux = evaluate.predict_users(method, model, data, context_idx)
@@ -153,33 +154,23 @@ class Run:
   def accuracy_vs_context(self, name: str, sizes: Sequence[int]) -> dict[int, dict]:
     """Held-out reports with each context size: `{size: report}`.
 
-    Context pairs are drawn as in evaluation (seed + 1); the scored pairs are each user's
-    other pairs, so larger contexts leave fewer targets.
+    Context pairs are drawn as in evaluation (the run's context stream); the scored pairs are
+    each user's other pairs, so larger contexts leave fewer targets.
     """
     method, model = self._get(name)
     out = {}
     for n in sizes:
-      context_idx, target_mask = split_context_target(self.heldout, int(n),
-                                                      seed=self.config.seed + 1)
-      out[int(n)] = experiment.score_method(method, model, self.heldout, context_idx,
-                                            target_mask)
+      context_idx, target_mask = split_context_target(
+          self.heldout, int(n), seed=sources.context_seed(self.config.seed))
+      unseen = None if self.data.unseen_mask is None else self.data.unseen_mask & target_mask
+      part = dataclasses.replace(self.data, context_idx=context_idx, target_mask=target_mask,
+                                 unseen_mask=unseen)
+      out[int(n)] = experiment.score_method(method, model, part)
     return out
 
   def method_models(self) -> dict[str, tuple[methods.Method, nnx.Module]]:
     """`{name: (method, model)}`, as `vpl.plotting.reward_maps` takes them."""
     return {name: (self.methods[name], self.models[name]) for name in self.models}
-
-
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The run's config from `workdir/config.json` (lists where the config had tuples)."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise ValueError(f"{path} does not exist: workdir = {workdir!r} is not a run directory "
-                     f"(experiments.main writes config.json first).")
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  config.lock()
-  return config
 
 
 def restore_model(method: methods.Method, config: ml_collections.ConfigDict,
@@ -189,7 +180,8 @@ def restore_model(method: methods.Method, config: ml_collections.ConfigDict,
 
   The target is the state `fit` starts from (same seed, optimizer and shapes) on this
   machine's default device; orbax restores the saved values into it whatever device layout
-  they were saved with.
+  they were saved with. `method` must be bound to the training users (`method.bind`) when it
+  has per-user parameters; `method.finalize` is applied as after training.
 
   Returns:
     `(model, step restored)`.
@@ -206,11 +198,12 @@ def restore_model(method: methods.Method, config: ml_collections.ConfigDict,
                        f"{available} (older ones are deleted, max_to_keep).")
     tx = train.make_optimizer(config.optim, config.train.num_steps)
     graphdef, like = train.init_state(method, feature_dim,
-                                      train.method_seed(config.seed, method.name), tx)
+                                      train.init_seed(config, method.name), tx)
     state, _ = ckpt.restore(step, like)
   finally:
     ckpt.close()
-  return nnx.merge(graphdef, jax.device_get(state["params"])), step
+  model = nnx.merge(graphdef, jax.device_get(state["params"]))
+  return (model if method.finalize is None else method.finalize(model)), step
 
 
 def load_run(workdir: str, step: Optional[int] = None) -> Run:
@@ -226,7 +219,7 @@ def load_run(workdir: str, step: Optional[int] = None) -> Run:
   """
   config = load_config(workdir)
   every = {name: methods.make_method(name, config) for name in config.methods}
-  data = experiment.experiment_data(config, every)
+  data = experiment.experiment_data(config)
   feature_dim = data.evaluated.feature_dim
   loaded, models, steps, skipped = {}, {}, {}, {}
   for name, method in every.items():
@@ -241,7 +234,8 @@ def load_run(workdir: str, step: Optional[int] = None) -> Run:
       if restore is not None:
         models[name], steps[name] = restore(config, feature_dim, ckpt_dir, step)
       else:
-        models[name], steps[name] = restore_model(method, config, feature_dim, ckpt_dir, step)
+        bound = method if method.bind is None else method.bind(data.train)
+        models[name], steps[name] = restore_model(bound, config, feature_dim, ckpt_dir, step)
       loaded[name] = method
   for name, why in skipped.items():
     logging.warning("load_run(%s): skipping %s: %s.", workdir, name, why)
@@ -272,76 +266,3 @@ def read_metrics(workdir: str) -> dict[str, dict[str, np.ndarray]]:
     out[name] = {k: np.asarray([r.get(k, np.nan) for r in ordered], np.float64)
                  for k in ordered[-1]}
   return out
-
-
-def collect_results(workdirs: Sequence[str], fields: Sequence[str]) -> list[dict]:
-  """One row per (finished run, method): the given config fields and held-out metrics.
-
-  Args:
-    workdirs: run directories (e.g. a sweep's); unfinished ones (no results.json) are left
-      out and counted in the log.
-    fields: dotted config fields to report, e.g. ('loss.beta', 'model.latent_dim').
-  """
-  rows, unfinished = [], []
-  for workdir in workdirs:
-    path = os.path.join(workdir, "results.json")
-    if not os.path.exists(path):
-      unfinished.append(workdir)
-      continue
-    config = load_config(workdir)
-    with open(path) as f:
-      results = json.load(f)
-    settings = {field: _lookup(config, field) for field in fields}
-    for name, m in results["methods"].items():
-      rows.append(dict(workdir=workdir, method=name, **settings,
-                       heldout_accuracy=m["heldout_accuracy"],
-                       divergent_accuracy=m.get("divergent_accuracy", float("nan")),
-                       worst_group_accuracy=m["worst_group_accuracy"],
-                       active_units=m.get("active_units"),
-                       oracle_accuracy=results["oracle_accuracy"],
-                       btl_ceiling=results["btl_ceiling"]))
-  if unfinished:
-    logging.warning("collect_results: %d of %d workdirs have no results.json yet, left "
-                    "out: %s", len(unfinished), len(workdirs), unfinished)
-  return rows
-
-
-def _lookup(config: ml_collections.ConfigDict, dotted: str):
-  node = config
-  for part in dotted.split("."):
-    if part not in node:
-      raise ValueError(f"config field {dotted!r} not found ({part!r} missing); use a dotted "
-                       f"path such as 'loss.beta'.")
-    node = node[part]
-  return node.to_dict() if isinstance(node, ml_collections.ConfigDict) else node
-
-
-def with_overrides(config: ml_collections.ConfigDict,
-                   overrides: dict[str, Any]) -> ml_collections.ConfigDict:
-  """A locked copy of `config` with dotted fields set, e.g. `{'loss.beta': 0.1}`.
-
-  The in-process twin of `--config.loss.beta=0.1` on the command line.
-  """
-  c = config.copy_and_resolve_references()
-  for dotted, value in overrides.items():
-    *groups, last = dotted.split(".")
-    node = c
-    for g in groups:
-      if g not in node:
-        raise ValueError(f"override {dotted!r}: config has no group {g!r}.")
-      node = node[g]
-    if last not in node:
-      raise ValueError(f"override {dotted!r}: config has no field {last!r} (a typo? locked "
-                       f"configs take no new fields).")
-    with c.unlocked():
-      node[last] = value
-  c.lock()
-  return c
-
-
-def markdown_table(rows: list[dict], columns: Sequence[str]) -> str:
-  """Rows as a markdown table; floats with 3 decimals."""
-  fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
-  lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-  lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
-  return "\n".join(lines)

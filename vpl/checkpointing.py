@@ -10,7 +10,8 @@ import orbax.checkpoint as ocp
 
 
 class Checkpointer:
-  """Saves and restores `{'params', 'opt_state', 'step'}` plus a JSON `meta` dict."""
+  """Saves and restores a state pytree (e.g. `{'params', 'opt_state', 'step'}`) plus a JSON
+  `meta` dict."""
 
   def __init__(self, directory: str, *, max_to_keep: int = 2):
     self.manager = ocp.CheckpointManager(
@@ -33,6 +34,11 @@ class Checkpointer:
     out = self.manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
     return out.state, dict(out.meta)
+
+  def restore_meta(self, step: int) -> dict:
+    """The JSON metadata saved at `step` alone."""
+    out = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return dict(out.meta)
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

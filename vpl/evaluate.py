@@ -3,10 +3,12 @@
 Accuracy is the expected agreement with the observed labels: a prediction P(a) > 0.5 scores
 `label`, otherwise `1 - label` (so soft labels count fractionally). The oracle scores with the
 user's generating reward; the BTL ceiling is the best any single reward can do, predicting
-each pair by the population's pooled preference (ALGORITHMS.md section 1).
+each pair by the population's pooled preference (docs/methods.md, 'BTL').
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import jax
 import numpy as np
@@ -14,19 +16,23 @@ from flax import nnx
 
 from vpl import losses
 from vpl.data.comparisons import UserComparisons
-from vpl.methods.base import Method
+from vpl.method import Method
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 
 
-def accuracy_report(p_a: np.ndarray, data: UserComparisons,
-                    target_mask: np.ndarray) -> dict:
-  """Accuracy overall, on divergent pairs, per group and for the worst group.
+def accuracy_report(p_a: np.ndarray, data: UserComparisons, target_mask: np.ndarray,
+                    unseen_mask: Optional[np.ndarray] = None) -> dict:
+  """Accuracy overall, on unseen items, on divergent pairs, per group and for the worst group.
 
   Args:
     p_a: `[U, K]` predicted P(a preferred).
     data: the users scored (labels, groups, and `divergent` when known).
     target_mask: `[U, K]` the pairs to score.
+    unseen_mask: `[U, K]` the targets whose pair no training user labelled, when known.
+
+  A group with no targets has accuracy NaN and is left out of the worst group, which is NaN
+  only when no group has targets.
   """
   label = data.label
   pred = (np.asarray(p_a) > 0.5).astype(np.float64)
@@ -40,13 +46,22 @@ def accuracy_report(p_a: np.ndarray, data: UserComparisons,
   report = dict(heldout_accuracy=mean(target_mask), num_targets=int(target_mask.sum()))
   groups = [int(g) for g in np.unique(data.group)]
   report["group_accuracy"] = {str(g): mean(target_mask & (group == g)) for g in groups}
-  report["worst_group_accuracy"] = min(report["group_accuracy"].values())
+  report["worst_group_accuracy"] = worst(report["group_accuracy"].values())
+  if unseen_mask is not None:
+    report["unseen_items_accuracy"] = mean(unseen_mask & target_mask)
+    report["num_unseen_targets"] = int((unseen_mask & target_mask).sum())
   if data.divergent is not None:
     div = target_mask & data.divergent
     report["divergent_accuracy"] = mean(div)
     report["divergent_group_accuracy"] = {str(g): mean(div & (group == g)) for g in groups}
     report["num_divergent_targets"] = int(div.sum())
   return report
+
+
+def worst(values) -> float:
+  """The smallest of `values`, ignoring NaN (groups without targets); NaN if all are."""
+  finite = [v for v in values if not np.isnan(v)]
+  return min(finite) if finite else float("nan")
 
 
 def gather_context(data: UserComparisons, context_idx: np.ndarray) -> dict:
@@ -95,15 +110,15 @@ def latent_report(mu: np.ndarray, log_var: np.ndarray, prior_mu: np.ndarray,
               latent_variance=[float(v) for v in variance])
 
 
-def oracle_and_ceiling(data: UserComparisons, target_mask: np.ndarray
-                       ) -> tuple[dict, dict]:
+def oracle_and_ceiling(data: UserComparisons, target_mask: np.ndarray,
+                       unseen_mask: Optional[np.ndarray] = None) -> tuple[dict, dict]:
   """Reports of the generating rewards (oracle) and of the best single reward (ceiling)."""
   if data.true_pref is None or data.pooled_pref is None:
     raise ValueError("This data has no generating rewards (true_pref / pooled_pref), so "
                      "there is no oracle or BTL ceiling to report.")
   # Ties (P = 0.5 exactly) are broken towards b in both, as in every method's prediction.
-  return (accuracy_report(data.true_pref, data, target_mask),
-          accuracy_report(data.pooled_pref, data, target_mask))
+  return (accuracy_report(data.true_pref, data, target_mask, unseen_mask),
+          accuracy_report(data.pooled_pref, data, target_mask, unseen_mask))
 
 
 def bayes_oracle(data: UserComparisons, context_idx: np.ndarray, shares) -> np.ndarray:

@@ -13,9 +13,8 @@ from typing import Callable, Optional, Sequence
 
 import jax
 import ml_collections
-import numpy as np
 
-from vpl import distributed, evaluate, methods, report, selection, train
+from vpl import distributed, evaluate, methods, report, seeding, selection, train
 from vpl.data import sources, streaming
 from vpl.data.comparisons import UserComparisons
 
@@ -39,20 +38,20 @@ def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     os.replace(path + ".tmp", path)
 
 
-def experiment_data(config: ml_collections.ConfigDict,
-                    to_train: dict[str, methods.Method]) -> sources.ExperimentData:
-  """The run's training and evaluated users (what `vpl.analysis.load_run` rebuilds too)."""
-  min_pairs = max((m.min_pairs_per_user for m in to_train.values()), default=1)
+def experiment_data(config: ml_collections.ConfigDict) -> sources.ExperimentData:
+  """The run's training and evaluated users (what `vpl.analysis.load_run` rebuilds too).
+
+  They depend on the config's data and evaluation fields only, not on `config.methods`.
+  """
   # Streaming: the training pairs stay on disk and are read per batch (vpl/data/streaming.py).
-  return (streaming.build(config) if config.streaming.enabled
-          else sources.build(config, min_pairs))
+  return streaming.build(config) if config.streaming.enabled else sources.build(config)
 
 
-def score_method(method: methods.Method, model, heldout: UserComparisons,
-                 context_idx: np.ndarray, target_mask: np.ndarray) -> dict:
+def score_method(method: methods.Method, model, exp: sources.ExperimentData) -> dict:
   """A trained method's held-out report (with the latent report for latent methods)."""
-  p_a, aux = evaluate.predict_users(method, model, heldout, context_idx)
-  scores = evaluate.accuracy_report(p_a, heldout, target_mask)
+  heldout = exp.evaluated
+  p_a, aux = evaluate.predict_users(method, model, heldout, exp.context_idx)
+  scores = evaluate.accuracy_report(p_a, heldout, exp.target_mask, exp.unseen_mask)
   if "mu" in aux:
     prior_mu, prior_log_var = jax.device_get(model.prior())
     scores.update(evaluate.latent_report(aux["mu"], aux["log_var"], prior_mu, prior_log_var))
@@ -74,23 +73,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   os.makedirs(workdir, exist_ok=True)
   _write_config(config, workdir)
   to_train = {name: methods.make_method(name, config) for name in config.methods}
-  exp = experiment_data(config, to_train)
+  exp = experiment_data(config)
   if isinstance(exp.train, UserComparisons):  # every process must train on the same users
     distributed.check_same_on_all_processes(exp.train.arrays(), "the training data")
   task, train_data, heldout = exp.task, exp.train, exp.evaluated
-  context_idx, target_mask = exp.context_idx, exp.target_mask
+  context_idx, target_mask, unseen = exp.context_idx, exp.target_mask, exp.unseen_mask
   results = dict(task=exp.name, seed=config.seed, shares=list(exp.shares),
                  num_train_users=train_data.num_users, num_heldout_users=heldout.num_users,
                  eval_num_context=config.eval.num_context, data=exp.info, methods={})
   if task is not None:  # the generator knows the rewards: oracle, ceiling, Bayes oracle
-    oracle, ceiling = evaluate.oracle_and_ceiling(heldout, target_mask)
+    oracle, ceiling = evaluate.oracle_and_ceiling(heldout, target_mask, unseen)
     results.update(oracle_accuracy=oracle["heldout_accuracy"],
                    btl_ceiling=ceiling["heldout_accuracy"], btl_ceiling_report=ceiling)
     results["methods"]["oracle"] = dict(oracle, train_seconds=0.0)
     if heldout.group_pref is not None:
       bayes = evaluate.bayes_oracle(heldout, context_idx, task.shares)
       results["methods"]["bayes_oracle"] = dict(
-          evaluate.accuracy_report(bayes, heldout, target_mask), train_seconds=0.0)
+          evaluate.accuracy_report(bayes, heldout, target_mask, unseen), train_seconds=0.0)
   else:
     results.update(oracle_accuracy=None, btl_ceiling=None, skipped=sources.NO_GENERATOR)
   models = {}
@@ -99,7 +98,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     model, info = (method.fit or train.fit)(
         method, config, train_data, ckpt_dir=os.path.join(workdir, "checkpoints", name),
         metrics_path=os.path.join(workdir, "metrics.jsonl"), on_chunk=hook)
-    scores = score_method(method, model, heldout, context_idx, target_mask)
+    scores = score_method(method, model, exp)
     scores["train_seconds"] = info["train_seconds"]
     # What the method's trainer reports about itself (e.g. PReF's init, MaxMin's EM rounds).
     scores["fit"] = {k: v for k, v in info.items()
@@ -108,13 +107,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     if "active_units" in scores:
       results.setdefault("active_units", {})[name] = scores["active_units"]
     models[name] = (method, model)
-  # Egalitarian choice among candidates (ALGORITHMS.md 4), scored with the true rewards.
+  # Egalitarian choice among candidates (docs/methods.md, 'MaxMin-RLHF'), scored with the true rewards.
   sel = config.eval.get("selection")
   if (sel is not None and sel.enabled and {"btl", "maxmin"} <= set(models)
       and getattr(task, "true_reward", None) is not None):
     results["selection"] = selection.selection_report(
         task, models["btl"][1], models["maxmin"][1].rewards,
-        np.random.default_rng(config.seed + 2), num_prompts=sel.num_prompts,
+        seeding.rng(config.seed, "selection"), num_prompts=sel.num_prompts,
         num_candidates=sel.num_candidates, num_reference=sel.num_reference,
         scaling_kind=sel.scaling, tau=sel.tau)
   if jax.process_index() == 0:

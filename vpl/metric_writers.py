@@ -53,7 +53,8 @@ class TensorBoardWriter:
 
   def write(self, step: int, scalars: dict[str, float]) -> None:
     for tag, value in scalars.items():
-      self._writer.add_scalar(tag, value, step)
+      if isinstance(value, (int, float)):  # lists (e.g. MaxMin's cluster sizes): JSONL only
+        self._writer.add_scalar(tag, value, step)
     self._writer.flush()
 
   def close(self) -> None:

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from vpl import evaluate
+
 
 MAX_GROUP_COLUMNS = 8  # more groups (e.g. 21 occupations): only the worst group is shown
 
@@ -103,7 +105,7 @@ def seeds_table(runs: list[dict]) -> str:
       cells += [_stat([m["group_accuracy"].get(g, np.nan) for m in ms]) for g in groups]
     cells.append(_stat([m["worst_group_accuracy"] for m in ms]))
     if divergent:
-      cells.append(_stat([min(m["divergent_group_accuracy"].values()) for m in ms]))
+      cells.append(_stat([evaluate.worst(m["divergent_group_accuracy"].values()) for m in ms]))
     cells.append(f"{np.mean([m['train_seconds'] for m in ms]):.1f}")
     lines.append("| " + " | ".join(cells) + " |")
   seeds = [r["seed"] for r in runs]

@@ -1,9 +1,9 @@
-"""Choosing one candidate per prompt from several groups' rewards (ALGORITHMS.md 4).
+"""Choosing one candidate per prompt from several groups' rewards (docs/methods.md, 'MaxMin-RLHF').
 
 MaxMin-RLHF's egalitarian rule without RL: among a prompt's C candidates, pick the one whose
 worst-served group is best off, argmax_c min_k r~_k(c), where r~_k are the groups' rewards on
 one scale (`vpl.scaling`). The soft-min -tau log mean_k exp(-r~_k / tau) interpolates between
-the max-min rule (tau -> 0) and the utilitarian mean (tau -> inf). (It is the ALGORITHMS.md
+the max-min rule (tau -> 0) and the utilitarian mean (tau -> inf). (It is the docs/methods.md
 soft-min -tau log sum_k exp(-r~_k / tau) plus the constant tau log K, which changes no choice
 but makes the value itself tend to the mean.)
 

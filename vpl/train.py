@@ -1,11 +1,16 @@
-"""Training: a pure jitted step, many steps per call under `lax.scan`, data-parallel jit.
+"""The trainer every method uses: a pure jitted step, many steps per call, data-parallel jit.
 
-The training pool lives on device, replicated; each step draws its batch there with the key
-`fold_in(method_key, step)`, so a run resumed from a checkpoint draws exactly the batches an
-uninterrupted run would have, and ends with bit-identical parameters. The batch is split
-across a 1-D mesh of all devices ('data'); parameters are replicated, and XLA inserts the
-gradient all-reduce. This runs unchanged on 1..N devices, and on many hosts once
+In memory, the training pool lives on device, replicated; each step draws its batch there
+with the key `fold_in(method_key, step)`, so a run resumed from a checkpoint draws exactly
+the batches an uninterrupted run would have, and ends with bit-identical parameters. Streamed
+(`vpl.data.streaming.StreamingData`), the same sampler runs on the host with the same keys and
+the batches come from disk; the same step trains on them. The batch is split across a 1-D
+mesh of all devices ('data'); parameters are replicated, and XLA inserts the gradient
+all-reduce. This runs unchanged on 1..N devices, and on many hosts once
 `jax.distributed.initialize()` has been called.
+
+`Session` is the bookkeeping shared by `fit` and by trainers that drive the step themselves
+(MaxMin's EM): resume, checkpoints, the NaN check, progress lines and metrics.
 """
 
 from __future__ import annotations
@@ -14,8 +19,7 @@ import dataclasses
 import functools
 import logging
 import time
-import zlib
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -25,12 +29,14 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from vpl import metric_writers
+from vpl import metric_writers, seeding
 from vpl.checkpointing import Checkpointer
 from vpl.data.comparisons import UserComparisons, check_enough_pairs
-from vpl.methods.base import Batch, Method
+from vpl.data.streaming import StreamingData
+from vpl.method import Batch, Method
 
 TrainState = dict  # {'params': pure dict, 'opt_state': optax state, 'step': int32 scalar}
+TrainingData = Union[UserComparisons, StreamingData]
 
 
 def make_optimizer(optim: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
@@ -42,11 +48,16 @@ def make_optimizer(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Gr
                      optax.adamw(schedule, weight_decay=optim.weight_decay))
 
 
-def make_mesh() -> Mesh:
-  """A 1-D mesh over every device of every process."""
+def make_mesh(method: Optional[Method] = None) -> Mesh:
+  """A 1-D mesh over every device of every process; checks `method`'s batch splits over it."""
   # Auto axes: XLA partitions the step from the batch's sharding constraint.
-  return jax.make_mesh((jax.device_count(),), ("data",),
+  mesh = jax.make_mesh((jax.device_count(),), ("data",),
                        axis_types=(jax.sharding.AxisType.Auto,))
+  if method is not None and method.batch_axis_size % mesh.size:
+    raise ValueError(f"{method.name}'s batch axis ({method.batch_axis_size}, set by "
+                     f"{method.batch_axis_source}) does not split over {mesh.size} devices; "
+                     f"make it a multiple of {mesh.size}.")
+  return mesh
 
 
 def make_pool(data: UserComparisons) -> Batch:
@@ -55,18 +66,12 @@ def make_pool(data: UserComparisons) -> Batch:
               valid_flat=np.flatnonzero(data.mask.reshape(-1)).astype(np.int32))
 
 
-def step_keys(method_key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """`(batch key, loss key)` of a step; the streaming reader draws its batches with the same."""
-  k_batch, k_loss = jax.random.split(jax.random.fold_in(method_key, step))
-  return k_batch, k_loss
-
-
 def train_step(state: TrainState, pool: Batch, method_key: jax.Array, *,
                graphdef: nnx.GraphDef, tx: optax.GradientTransformation, method: Method,
                batch_sharding: NamedSharding) -> tuple[TrainState, dict]:
-  """One optimisation step: draw a batch on device, take the gradient, update."""
+  """One optimisation step: draw a batch from `pool` (on device), take the gradient, update."""
   step = state["step"]
-  k_batch, k_loss = step_keys(method_key, step)
+  k_batch, k_loss = seeding.step_keys(method_key, step)
   batch = jax.lax.with_sharding_constraint(method.sample_batch(k_batch, pool), batch_sharding)
 
   def loss_of(params):
@@ -86,17 +91,47 @@ def train_steps(state: TrainState, pool: Batch, method_key: jax.Array, *, num_st
   return jax.lax.scan(body, state, None, length=num_steps)
 
 
-def init_state(method: Method, feature_dim: int, seed: int,
-               tx: optax.GradientTransformation) -> tuple[nnx.GraphDef, TrainState]:
+def _given(key: jax.Array, batch: Batch) -> Batch:
+  del key  # A streamed step's batch was drawn on the host: the 'pool' is the batch.
+  return batch
+
+
+def scan_batches(state: TrainState, batches: Batch, method_key: jax.Array, *,
+                 method: Method, **step_kwargs) -> tuple[TrainState, dict]:
+  """`train_step` over a chunk of host-drawn batches `[S, ...]` in one `lax.scan`."""
+  given = dataclasses.replace(method, sample_batch=_given)
+  body = lambda s, batch: train_step(s, batch, method_key, method=given, **step_kwargs)
+  return jax.lax.scan(body, state, batches)
+
+
+def compile_steps(method: Method, tx: optax.GradientTransformation, graphdef: nnx.GraphDef,
+                  mesh: Mesh) -> Callable[..., tuple[TrainState, dict]]:
+  """The jitted `train_steps`: `run(state, pool, method_key, num_steps=n)`."""
+  return jax.jit(functools.partial(
+      train_steps, graphdef=graphdef, tx=tx, method=method,
+      batch_sharding=NamedSharding(mesh, P("data"))), static_argnames="num_steps")
+
+
+def init_state(method: Method, feature_dim: int, seed: int, tx: optax.GradientTransformation,
+               initialize: Optional[Callable[[nnx.Module], None]] = None
+               ) -> tuple[nnx.GraphDef, TrainState]:
+  """The initial state; `initialize(model)` may set parameters in place first."""
   model = method.make_model(feature_dim, nnx.Rngs(seed))
+  if initialize is not None:
+    initialize(model)
   graphdef, params = nnx.split(model)
   params = nnx.to_pure_dict(params)
   return graphdef, dict(params=params, opt_state=tx.init(params), step=jnp.int32(0))
 
 
-def method_seed(seed: int, name: str) -> int:
-  """A per-method seed, stable across runs and independent of the order of methods."""
-  return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
+def init_seed(config: ml_collections.ConfigDict, name: str) -> int:
+  """Seed of a method's initial weights: its own stream of the run's seed."""
+  return seeding.derive(config.seed, name, "init")
+
+
+def step_key(config: ml_collections.ConfigDict, name: str) -> jax.Array:
+  """Key of a method's per-step stream (batches, loss noise): distinct from its init."""
+  return jax.random.key(seeding.derive(config.seed, name, "steps"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,106 +139,158 @@ class Prepared:
   """Everything a training loop needs, on device: what `fit` and the benchmarks run."""
   graphdef: nnx.GraphDef
   state: TrainState
-  pool: Batch
+  pool: Optional[Batch]  # None when streamed: `run` reads its batches
   method_key: jax.Array
   run: Callable[..., tuple[TrainState, dict]]  # run(state, pool, key, num_steps=n)
 
 
-def prepare(method: Method, config: ml_collections.ConfigDict,
-            data: UserComparisons) -> Prepared:
-  """Initialises the state, puts it and the pool on the mesh, and jits `train_steps`."""
+def prepare(method: Method, config: ml_collections.ConfigDict, data: TrainingData, *,
+            initialize: Optional[Callable[[nnx.Module], None]] = None) -> Prepared:
+  """Initialises the state on the mesh and jits the steps for in-memory or streamed data."""
   t = config.train
-  mesh = make_mesh()
-  if method.batch_axis_size % mesh.size:
-    raise ValueError(f"{method.name}'s batch axis ({method.batch_axis_size}) does not split "
-                     f"over {mesh.size} devices; make train.batch_sets a multiple of "
-                     f"{mesh.size}.")
-  check_enough_pairs(data, method.min_pairs_per_user, method.min_pairs_source)
-  seed = method_seed(config.seed, method.name)
+  mesh = make_mesh(method)
+  if isinstance(data, StreamingData):
+    data.check_enough_pairs(method.min_pairs_per_user, method.min_pairs_source)
+  else:
+    check_enough_pairs(data, method.min_pairs_per_user, method.min_pairs_source)
   tx = make_optimizer(config.optim, t.num_steps)
-  graphdef, state = init_state(method, data.feature_dim, seed, tx)
+  graphdef, state = init_state(method, data.feature_dim, init_seed(config, method.name), tx,
+                               initialize)
   replicated = NamedSharding(mesh, P())
-  run = jax.jit(functools.partial(
-      train_steps, graphdef=graphdef, tx=tx, method=method,
-      batch_sharding=NamedSharding(mesh, P("data"))), static_argnames="num_steps")
+  key = step_key(config, method.name)
   # Replicated on the global mesh: valid with many processes because each one passes the
   # same host values (built from the seed; vpl.distributed.check_same_on_all_processes).
-  return Prepared(graphdef, jax.device_put(state, replicated),
-                  jax.device_put(make_pool(data), replicated), jax.random.key(seed), run)
+  state = jax.device_put(state, replicated)
+  if isinstance(data, UserComparisons):
+    return Prepared(graphdef, state, jax.device_put(make_pool(data), replicated), key,
+                    compile_steps(method, tx, graphdef, mesh))
+  reader = data.reader(method.sample_batch, key, num_steps=t.num_steps,
+                       steps_per_call=t.steps_per_call,
+                       sharding=NamedSharding(mesh, P(None, "data")))
+  scan = jax.jit(functools.partial(scan_batches, graphdef=graphdef, tx=tx, method=method,
+                                   batch_sharding=NamedSharding(mesh, P("data"))))
+
+  def run(state, pool, method_key, *, num_steps):
+    del pool  # The batches come from the reader.
+    return scan(state, reader.chunk(int(state["step"]), num_steps), method_key)
+
+  return Prepared(graphdef, state, None, key, run)
 
 
-def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons, *,
+class Session:
+  """A training run's bookkeeping: checkpoints, metrics, progress lines and the NaN check.
+
+  Use as a context manager: on any exception (NaN check, a hook, Ctrl-C) the last async save
+  is still finished and the manager closed, so a fit retried at once in this process resumes
+  from it.
+  """
+
+  def __init__(self, name: str, config: ml_collections.ConfigDict, ckpt_dir: str,
+               metrics_path: Optional[str] = None,
+               on_chunk: Optional[Callable[[int], None]] = None):
+    self.name, self.config, self.on_chunk = name, config, on_chunk
+    self.ckpt = Checkpointer(ckpt_dir)
+    self.writer = metric_writers.create(config, metrics_path, name)  # process 0 only
+
+  def __enter__(self) -> "Session":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    try:
+      self.ckpt.wait()
+    finally:
+      self.ckpt.close()
+      self.writer.close()
+
+  def resume(self, like: Any) -> tuple[Optional[int], Any, dict]:
+    """`(step, state, meta)` of the latest checkpoint, or `(None, like, {})` without one."""
+    step = self.ckpt.latest_step()
+    if step is None:
+      return None, like, {}
+    state, meta = self.ckpt.restore(step, like)
+    logging.info("%s: resumed from step %d", self.name, step)
+    return step, state, meta
+
+  def record(self, step: int, metrics: dict, *, first_step: int, num_steps: int,
+             steps_per_s: float, extra: Optional[dict] = None) -> None:
+    """Checks the losses of steps [first_step, step) and logs their mean (one row)."""
+    loss = np.asarray(metrics["loss"])
+    bad = np.flatnonzero(~np.isfinite(loss))
+    if bad.size:
+      raise FloatingPointError(
+          f"{self.name}: loss became {loss.reshape(-1)[bad[0]]} at step "
+          f"{first_step + int(bad[0])}. Lower optim.learning_rate (now "
+          f"{self.config.optim.learning_rate}) or optim.grad_clip, or check the data for "
+          f"extreme feature values.")
+    row = {k: float(np.mean(v)) for k, v in metrics.items()}
+    logging.info("%s step %d/%d  loss %.4f  %.0f steps/s  ETA %.0fs", self.name, step,
+                 num_steps, row["loss"], steps_per_s,
+                 max(num_steps - step, 0) / max(steps_per_s, 1e-9))
+    self.writer.write(step, dict(steps_per_s=steps_per_s, **row, **(extra or {})))
+
+  def save(self, step: int, state: Any, meta: dict) -> None:
+    self.ckpt.save(step, state, meta)
+
+  def done(self, step: int) -> None:
+    """End of a jitted call (after its checkpoint, if any): the `on_chunk` hook."""
+    if self.on_chunk is not None:
+      self.on_chunk(step)
+
+
+def fit(method: Method, config: ml_collections.ConfigDict, data: TrainingData, *,
         ckpt_dir: str, metrics_path: Optional[str] = None,
         on_chunk: Optional[Callable[[int], None]] = None) -> tuple[nnx.Module, dict]:
   """Trains `method` on `data`, resuming from the latest checkpoint in `ckpt_dir`.
 
+  A method with per-user parameters is first bound to the training users (`method.bind`);
+  a fresh run may set initial values (`method.initialize`); the trained model goes through
+  `method.finalize` (a pure function of the parameters, so a restored model gets the same).
+
   Args:
     method: what to train.
     config: the run's config (`train`, `optim`, `seed` are read).
-    data: training users.
+    data: training users, in memory or streamed.
     ckpt_dir: where this method's checkpoints go.
     metrics_path: JSONL file to append one line per jitted call to (a resumed run appends
-      the steps after its checkpoint again; readers keep the last line per method and step);
-      written by process 0 through `vpl.metric_writers`, with TensorBoard events beside it
-      when `config.metrics.tensorboard` is set.
+      the steps after its checkpoint again; readers keep the last line per method and step),
+      with TensorBoard events beside it when `config.metrics.tensorboard` is set.
     on_chunk: called with the step reached after each jitted call (progress hooks, tests).
 
   Returns:
-    `(model, info)`: the trained NNX model and `{'train_seconds', 'final_step', 'resumed_from'}`.
+    `(model, info)`: the trained NNX model and `{'train_seconds', 'final_step',
+    'resumed_from'}` plus what `method.initialize` reported.
   """
   t = config.train
   if t.checkpoint_every % t.steps_per_call:
     raise ValueError(f"train.checkpoint_every = {t.checkpoint_every} is not a multiple of "
                      f"train.steps_per_call = {t.steps_per_call}; make it one.")
-  # Streaming data (vpl/data/streaming.py) prepares itself: its batches are read from disk.
-  prep = (prepare(method, config, data) if isinstance(data, UserComparisons)
-          else data.prepare(method, config))
-  state = prep.state
-
-  # Resume order: the latest checkpoint in ckpt_dir if there is one, else from scratch.
-  ckpt = Checkpointer(ckpt_dir)
-  writer = metric_writers.create(config, metrics_path, method.name)  # process 0 only
-  resumed_from, seconds_before = ckpt.latest_step(), 0.0
-  if resumed_from is not None:
-    state, meta = ckpt.restore(resumed_from, state)
-    seconds_before = meta["train_seconds"]
-    logging.info("%s: resumed from step %d in %s", method.name, resumed_from, ckpt_dir)
-
-  start_step = step = int(state["step"])
-  start = time.perf_counter()
-  # On any exception (NaN check, a hook, Ctrl-C) the last async save is still finished and
-  # the manager closed, so a fit retried at once in this process resumes from it.
-  try:
+  if method.bind is not None:
+    method = method.bind(data)
+  with Session(method.name, config, ckpt_dir, metrics_path, on_chunk) as session:
+    fresh = session.ckpt.latest_step() is None
+    init_info: dict = {}
+    initialize = None
+    if fresh and method.initialize is not None:
+      initialize = lambda model: init_info.update(method.initialize(model, data))
+    prep = prepare(method, config, data, initialize=initialize)
+    resumed_from, state, meta = session.resume(prep.state)
+    seconds_before = meta.get("train_seconds", 0.0)
+    init_info = init_info or meta.get("init", {})
+    start_step = step = int(state["step"])
+    start = time.perf_counter()
     while step < t.num_steps:
       chunk = min(t.steps_per_call, t.num_steps - step)
       state, metrics = prep.run(state, prep.pool, prep.method_key, num_steps=chunk)
-      metrics = jax.device_get(metrics)
       step = int(state["step"])
-      _check_finite(method.name, metrics, step - chunk, config.optim.learning_rate)
       elapsed = time.perf_counter() - start
-      rate = (step - start_step) / max(elapsed, 1e-9)
-      row = {k: float(np.mean(v)) for k, v in metrics.items()}
-      logging.info("%s step %d/%d  loss %.4f  %.0f steps/s  ETA %.0fs", method.name, step,
-                   t.num_steps, row["loss"], rate, (t.num_steps - step) / max(rate, 1e-9))
-      writer.write(step, dict(steps_per_s=rate, **row))
+      session.record(step, jax.device_get(metrics), first_step=step - chunk,
+                     num_steps=t.num_steps, steps_per_s=(step - start_step) / max(elapsed, 1e-9))
       if step % t.checkpoint_every == 0 or step == t.num_steps:
-        ckpt.save(step, state, dict(train_seconds=seconds_before + elapsed))
-      if on_chunk is not None:
-        on_chunk(step)
-  finally:
-    ckpt.wait()
-    ckpt.close()
-    writer.close()
+        session.save(step, state, dict(train_seconds=seconds_before + elapsed, init=init_info))
+      session.done(step)
   train_seconds = seconds_before + (time.perf_counter() - start if step > start_step else 0.0)
   model = nnx.merge(prep.graphdef, jax.device_get(state["params"]))
-  return model, dict(train_seconds=train_seconds, final_step=step, resumed_from=resumed_from)
-
-
-def _check_finite(name: str, metrics: dict, first_step: int, learning_rate: float) -> None:
-  loss = np.asarray(metrics["loss"])
-  bad = np.flatnonzero(~np.isfinite(loss))
-  if bad.size:
-    raise FloatingPointError(
-        f"{name}: loss became {loss[bad[0]]} at step {first_step + int(bad[0])}. Lower "
-        f"optim.learning_rate (now {learning_rate}) or optim.grad_clip, or check the data "
-        f"for extreme feature values.")
+  if method.finalize is not None:
+    model = method.finalize(model)
+  return model, dict(init_info, train_seconds=train_seconds, final_step=step,
+                     resumed_from=resumed_from)

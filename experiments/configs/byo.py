@@ -14,25 +14,16 @@ Expected: results.json / results.md with every method's held-out accuracy, per g
           (tests/test_byo.py).
 """
 
-from experiments.configs import default
-from vpl.methods import REGISTRY
+from experiments.configs import args, default
+from vpl import configs
 
 
 def get_config(arg: str = ""):
-  fields = dict(kv.split("=", 1) for kv in arg.split(",") if kv)
-  unknown = sorted(set(fields) - {"path", "split", "standardize", "format"})
-  if unknown or "path" not in fields:
-    raise ValueError(f"byo.py needs path=FILE (optional split=, standardize=, format=); got "
-                     f"{arg!r}.")
-  if fields.get("standardize", "true") not in ("true", "false"):
-    raise ValueError(f"byo.py:standardize={fields['standardize']}; use true or false.")
-  c = default.get_config()
-  c.unlock()
-  c.methods = tuple(REGISTRY)
-  c.source.name = "byo"
-  c.source.kwargs = dict(path=fields["path"], format=fields.get("format", "auto"))
-  c.source.standardize = fields.get("standardize", "true") == "true"
-  c.eval.split = fields.get("split", "users")
-  c.eval.reward_maps = False
-  c.lock()
-  return c
+  f = args.parse(arg, "byo.py", path=args.Key(), split=args.Key("users", ("users", "temporal")),
+                 standardize=args.Key(True, parse=args.boolean),
+                 format=args.Key("auto", ("auto", "csv", "jsonl", "parquet", "npz")))
+  return configs.with_overrides(default.get_config(), {
+      "methods": default.ALL_METHODS, "data.source": "byo",
+      "data.kwargs": dict(path=f["path"], format=f["format"]),
+      "data.standardize": f["standardize"], "eval.split": f["split"],
+      "eval.reward_maps": False})

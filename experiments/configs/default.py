@@ -10,6 +10,10 @@ Expected: (seed 0) oracle 1.000, VPL 0.994, BTL 0.667 against its ceiling 0.674;
 
 import ml_collections
 
+# Every method of vpl/methods (tests check this list against the registry); configs stay plain
+# data and import no JAX.
+ALL_METHODS = ("btl", "vpl", "dpl_mv", "dpl_cat", "pref", "maxmin")
+
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
   del arg
@@ -17,12 +21,16 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.seed = 0
   c.methods = ("btl", "vpl")
 
+  # Where the comparisons come from (vpl/data/sources.py): a synthetic task of
+  # vpl/data/tasks.py (didactic | navigation | pets | ufp | unimodal), or real / imported
+  # rows (ecdat_train | movielens100k | movielens_small | byo).
   c.data = ml_collections.ConfigDict()
-  c.data.task = "didactic"
-  # Keyword arguments of the task's generator in vpl/data/synthetic.py.
+  c.data.source = "didactic"
+  # Keyword arguments of the task's generator or of the loader (e.g. path for byo).
   c.data.kwargs = ml_collections.ConfigDict(dict(
       shares=(0.51, 0.49), num_users=1000, pairs_per_user=64, temperature=0.0))
   c.data.heldout_fraction = 0.2
+  c.data.standardize = True  # rows only: z-score features on the training users' pairs
 
   c.model = ml_collections.ConfigDict()
   c.model.hidden = (64, 64)
@@ -59,12 +67,12 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.train.min_context = 0
   c.train.num_targets = 8
 
-  # DPL (ALGORITHMS.md 3): categorical atoms and the official code's entropy bonus.
+  # DPL (docs/methods.md, 'DPL'): categorical atoms and the official code's entropy bonus.
   c.dpl = ml_collections.ConfigDict()
   c.dpl.num_atoms = 10
   c.dpl.entropy_coef = 0.1
 
-  # PReF (ALGORITHMS.md 5): r_u = lambda_u . phi, J = num_bases; see vpl/methods/pref.py.
+  # PReF (docs/methods.md, 'PReF'): r_u = lambda_u . phi, J = num_bases; see vpl/methods/pref.py.
   c.pref = ml_collections.ConfigDict()
   c.pref.num_bases = 4
   c.pref.l2 = 0.02  # on lambda and on the bases' outputs
@@ -76,7 +84,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.pref.svd_max_users = 1000
   c.pref.prefit_steps = 300  # regression of phi(a) - phi(b) onto the SVD's pair factors
 
-  # MaxMin-RLHF (ALGORITHMS.md 4): K rewards by EM; see vpl/methods/maxmin.py.
+  # MaxMin-RLHF (docs/methods.md, 'MaxMin-RLHF'): K rewards by EM; see vpl/methods/maxmin.py.
   c.maxmin = ml_collections.ConfigDict()
   c.maxmin.num_clusters = 2
   c.maxmin.em = "hard"  # hard | soft
@@ -90,9 +98,14 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.num_context = 8
   c.eval.reward_maps = True
-  # users: held-out users (cold start); temporal: each user's latest data.heldout_fraction
-  # of pairs are targets, the earlier ones train and give the context (needs timestamps).
+  # users: held-out users (cold start); validation: users carved from the training users
+  # (for tuning; the held-out users stay untouched); temporal: each user's latest
+  # data.heldout_fraction of pairs are targets, the earlier ones train and give the context.
   c.eval.split = "users"
+  # Shared-pool tasks (pets, ufp, unimodal): this fraction of the pairs two or more users
+  # label is withheld from training users, so held-out users are also scored on pairs no
+  # training user saw ('unseen_items_accuracy'; docs/methods.md, 'Evaluation').
+  c.eval.unseen_fraction = 0.2
   # Egalitarian selection among candidates (vpl/selection.py), when btl and maxmin both run.
   c.eval.selection = ml_collections.ConfigDict()
   c.eval.selection.enabled = True
@@ -102,16 +115,8 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.eval.selection.num_reference = 1000  # states the scaling compares against
   c.eval.selection.tau = 0.1  # soft-min temperature
 
-  # Where the comparisons come from (vpl/data/sources.py): 'synthetic' (data.task above),
-  # or real / imported rows: ecdat_train | movielens100k | movielens_small | byo.
-  c.source = ml_collections.ConfigDict()
-  c.source.name = "synthetic"
-  c.source.kwargs = ml_collections.ConfigDict()  # the loader's arguments, e.g. path for byo
-  c.source.standardize = True  # rows only: z-score features on the training users' pairs
-  c.source.evaluate_on = "heldout"  # heldout | validation (users carved from training, to tune)
-
   # Streaming (vpl/data/streaming.py): training batches are read from the TFDS array_record
-  # data set of (data.task, data.kwargs, seed) in data_dir, built by
+  # data set of (data.source, data.kwargs, seed) in data_dir, built by
   # experiments/build_datasets.py, instead of holding the training pool on the device.
   c.streaming = ml_collections.ConfigDict()
   c.streaming.enabled = False

@@ -11,15 +11,12 @@ Expected: (seeds 0-2) 0.8/0.2: MaxMin held-out accuracy 0.991 against BTL 0.820 
           (unscaled: 0.279 against 0.044). 0.51/0.49: MaxMin 0.991, BTL 0.665 (ceiling 0.671).
 """
 
-from experiments.configs import default
+from experiments.configs import args, default
+from vpl import configs
 
 
 def get_config(arg: str = "shares=0.8/0.2"):
-  shares = tuple(float(s) for s in dict(
-      kv.split("=") for kv in arg.split(","))["shares"].split("/"))
-  c = default.get_config()
-  c.unlock()
-  c.methods = ("btl", "maxmin")
-  c.data.kwargs = dict(shares=shares, num_users=1000, pairs_per_user=64, temperature=0.0)
-  c.lock()
-  return c
+  shares = args.parse(arg, "maxmin.py", shares=args.Key((0.8, 0.2), parse=args.shares))["shares"]
+  return configs.with_overrides(default.get_config(), {
+      "methods": ("btl", "maxmin"),
+      "data.kwargs": dict(shares=shares, num_users=1000, pairs_per_user=64, temperature=0.0)})

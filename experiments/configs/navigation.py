@@ -8,20 +8,18 @@ Expected: BTL learns one centroid (a reward peaked between the goals) and sits a
           Ten goals need more context pairs to tell the goals apart (16 here).
 """
 
-from experiments.configs import default
+from experiments.configs import args, default
+from vpl import configs
+from vpl.data import tasks
+
+# Ten goals need more context pairs to tell them apart, and a wider latent.
+TEN_GOALS = {"model.latent_dim": 16, "train.num_steps": 5000, "train.num_context": 16,
+             "train.num_targets": 16, "eval.num_context": 16}
 
 
 def get_config(arg: str = "goals=2"):
-  goals = int(dict(kv.split("=") for kv in arg.split(","))["goals"])
-  c = default.get_config()
-  c.unlock()
-  c.data.task = "navigation"
-  c.data.kwargs = dict(num_goals=goals, num_users=1000, pairs_per_user=64, temperature=0.0)
-  if goals > 2:
-    c.model.latent_dim = 16
-    c.train.num_steps = 5000
-    c.train.num_context = 16
-    c.train.num_targets = 16
-    c.eval.num_context = 16
-  c.lock()
-  return c
+  goals = args.parse(arg, "navigation.py", goals=args.Key(2, (2, 10), int))["goals"]
+  preset = tasks.preset(f"navigation{goals}")
+  return configs.with_overrides(default.get_config(), {
+      "data.source": preset.generator, "data.kwargs": preset.kwargs,
+      **(TEN_GOALS if goals > 2 else {})})

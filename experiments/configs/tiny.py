@@ -9,23 +9,15 @@ Expected: oracle accuracy 1.0 (noiseless labels); VPL above BTL on held-out accu
 """
 
 from experiments.configs import default
+from vpl import configs
+from vpl.data import tasks
 
 
 def get_config(arg=None):
   del arg
-  c = default.get_config()
-  c.unlock()
-  c.data.kwargs = dict(shares=(0.51, 0.49), num_users=120, pairs_per_user=24, temperature=0.0)
-  c.model.hidden = (32, 32)
-  c.model.embed_dim = 32
-  c.model.latent_dim = 4
-  c.train.num_steps = 200
-  c.train.steps_per_call = 50
-  c.train.checkpoint_every = 100
-  c.train.batch_sets = 16
-  c.train.num_context = 4
-  c.train.num_targets = 4
-  c.eval.num_context = 4
-  c.eval.reward_maps = True
-  c.lock()
-  return c
+  return configs.with_overrides(default.get_config(), {
+      "data.kwargs": tasks.preset("didactic_tiny").kwargs,
+      "model.hidden": (32, 32), "model.embed_dim": 32, "model.latent_dim": 4,
+      "train.num_steps": 200, "train.steps_per_call": 50, "train.checkpoint_every": 100,
+      "train.batch_sets": 16, "train.num_context": 4, "train.num_targets": 4,
+      "eval.num_context": 4, "eval.reward_maps": True})

@@ -7,7 +7,7 @@
 
 `expand` turns one into jobs `{name, overrides}`; launch/slurm.py writes them as
 `--config.X=Y` flags with a per-job workdir, notebooks apply them in-process with
-`vpl.analysis.with_overrides`.
+`vpl.configs.with_overrides`.
 """
 
 from __future__ import annotations

@@ -20,8 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from vpl.data.comparisons import UserComparisons
-from vpl.data.synthetic import Task, _assign_groups, _sigmoid
+from vpl.data.labelling import Task, assign_groups, check_temperature, label_pairs
 
 
 def _directions(num: int, dim: int, rng) -> np.ndarray:
@@ -36,10 +35,9 @@ def _directions(num: int, dim: int, rng) -> np.ndarray:
 def _embedding_task(name: str, weights_GxD: np.ndarray, shares: Sequence[float], *,
                     num_users: int, pairs_per_user: int, pool_pairs: int, temperature: float,
                     drop_agreeing: bool, rng) -> Task:
-  if temperature < 0:
-    raise ValueError(f"temperature = {temperature}; use >= 0 (0 = noiseless labels).")
-  num_groups, dim = weights_GxD.shape
-  group = _assign_groups(num_users, shares, rng)
+  check_temperature(temperature)
+  dim = weights_GxD.shape[1]
+  group = assign_groups(num_users, shares, rng)
   a_PxD = rng.standard_normal((pool_pairs, dim)).astype(np.float32)
   b_PxD = rng.standard_normal((pool_pairs, dim)).astype(np.float32)
   diff_GxP = weights_GxD @ (a_PxD - b_PxD).T
@@ -52,23 +50,11 @@ def _embedding_task(name: str, weights_GxD: np.ndarray, shares: Sequence[float],
     raise ValueError(f"{name}: only {int(keep.sum())} of pool_pairs = {pool_pairs} pairs "
                      f"divide the user types, fewer than pairs_per_user = {pairs_per_user}; "
                      f"raise pool_pairs.")
-  a_PxD, b_PxD, diff_GxP, divergent_P = (a_PxD[keep], b_PxD[keep], diff_GxP[:, keep],
-                                         divergent_P[keep])
+  a_PxD, b_PxD, diff_GxP = a_PxD[keep], b_PxD[keep], diff_GxP[:, keep]
   # Each user labels pairs_per_user distinct pairs of the shared pool.
-  pick_UxK = np.argsort(rng.random((num_users, len(divergent_P))), axis=1)[:, :pairs_per_user]
-  if temperature > 0:
-    pref_GxP = _sigmoid(diff_GxP / temperature)
-  else:
-    pref_GxP = (diff_GxP > 0) + 0.5 * (diff_GxP == 0)
-  pref_GxUxK = pref_GxP[:, pick_UxK]
-  true_pref = np.take_along_axis(pref_GxUxK, group[None, :, None], axis=0)[0]
-  pooled_pref = np.tensordot(np.asarray(shares), pref_GxUxK, axes=1)
-  label = (rng.random(true_pref.shape) < true_pref).astype(np.float32)
-  data = UserComparisons(
-      a=a_PxD[pick_UxK], b=b_PxD[pick_UxK], label=label, mask=np.ones(label.shape, bool),
-      user_id=np.arange(num_users), group=group, true_pref=true_pref.astype(np.float32),
-      pooled_pref=pooled_pref.astype(np.float32), divergent=divergent_P[pick_UxK],
-      group_pref=np.moveaxis(pref_GxUxK, 0, -1).astype(np.float32))
+  pick_UxK = np.argsort(rng.random((num_users, len(a_PxD))), axis=1)[:, :pairs_per_user]
+  data = label_pairs(a_PxD[pick_UxK], b_PxD[pick_UxK], diff_GxP[:, pick_UxK], group, shares,
+                     temperature, rng)
   weights = np.asarray(weights_GxD)
 
   def reward(s, k):

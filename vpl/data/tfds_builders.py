@@ -30,33 +30,20 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from vpl.data import synthetic
+from vpl import seeding
+from vpl.data import tasks
 from vpl.data.comparisons import UserComparisons
 
 NAME = "vpl_comparisons"
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 INDEX_FILE = "user_index.npz"
 REQUIRED = ("user_id", "a", "b", "label")
 
-# The data sets the project's configs read: name -> (source, generator kwargs, seed). They
-# mirror experiments/configs (tests/test_tfds_builders.py checks that they still do).
+# The data sets the project's configs read: name -> (source, generator kwargs, seed): every
+# task preset of vpl/data/tasks.py, and the real sources' rows as their loaders return them.
 DATASETS: dict[str, tuple[str, dict, int]] = {
-    "didactic": ("didactic", dict(shares=(0.51, 0.49), num_users=1000, pairs_per_user=64,
-                                  temperature=0.0), 0),
-    "didactic_tiny": ("didactic", dict(shares=(0.51, 0.49), num_users=120, pairs_per_user=24,
-                                       temperature=0.0), 0),
-    "navigation2": ("navigation", dict(num_goals=2, num_users=1000, pairs_per_user=64,
-                                       temperature=0.0), 0),
-    "navigation10": ("navigation", dict(num_goals=10, num_users=1000, pairs_per_user=64,
-                                        temperature=0.0), 0),
-    "pets": ("pets", dict(num_users=1000, pairs_per_user=32), 0),
-    "ufp2": ("ufp", dict(num_types=2, num_users=1000, pairs_per_user=32), 0),
-    "ufp4": ("ufp", dict(num_types=4, num_users=1000, pairs_per_user=32), 0),
-    "unimodal": ("unimodal", dict(num_users=1000, pairs_per_user=32), 0),
-    # Real rows from installed wheels (vpl/data/sources.py), as their loaders return them.
-    "ecdat_train": ("ecdat_train", {}, 0),
-    "movielens100k": ("movielens100k", {}, 0),
-    "movielens_small": ("movielens_small", {}, 0),
+    **{name: (p.generator, p.kwargs, 0) for name, p in tasks.PRESETS.items()},
+    **{name: (name, {}, 0) for name in ("ecdat_train", "movielens100k", "movielens_small")},
 }
 
 
@@ -67,7 +54,7 @@ def _canonical(kwargs: dict) -> dict:
 
 @dataclasses.dataclass(eq=False)
 class ComparisonsConfig(tfds.core.BuilderConfig):
-  """One source's rows: a synthetic task (vpl/data/synthetic.py) or a loader's name
+  """One source's rows: a synthetic task (vpl/data/tasks.py) or a loader's name
   (`vpl.data.sources.LOADERS`), its keyword arguments, and the seed."""
   source: str = ""
   kwargs: dict = dataclasses.field(default_factory=dict)
@@ -121,7 +108,7 @@ def _jsonable(x):
 def load_source(config: ComparisonsConfig) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
   """Runs the source's loader: `(rows, metadata)`; metadata is JSON-serialisable.
 
-  A source is a synthetic task (vpl/data/synthetic.py, rows carry the generator's truth) or
+  A source is a synthetic task (vpl/data/tasks.py, rows carry the generator's truth) or
   a loader of real or imported rows (vpl/data/sources.py: rows as the loader returns them,
   unfiltered and unstandardised, which the experiment does per run).
   """
@@ -129,14 +116,14 @@ def load_source(config: ComparisonsConfig) -> tuple[dict[str, np.ndarray], dict[
   if config.source in sources.LOADERS:
     kwargs = dict(config.kwargs)
     if "seed" in inspect.signature(sources.LOADERS[config.source]).parameters:
-      kwargs.setdefault("seed", config.seed)
+      kwargs.setdefault("seed", seeding.derive(config.seed, "data"))
     rows = sources.load_rows(config.source, **kwargs)
     metadata = dict(source=config.source, kwargs=config.kwargs, seed=config.seed, kind="rows",
                     task=rows.name, feature_names=list(rows.feature_names),
                     group_names=None if rows.group_names is None else list(rows.group_names),
                     filters=rows.filters, info=rows.info)
     return dict(rows.arrays), json.loads(json.dumps(metadata, default=_jsonable))
-  task = synthetic.make_task(config.source, seed=config.seed, **config.kwargs)
+  task = tasks.generate(config.source, config.kwargs, config.seed)
   metadata = dict(source=config.source, kwargs=config.kwargs, seed=config.seed,
                   kind="synthetic", task=task.name, shares=list(task.shares),
                   filter_report=getattr(task, "filter_report", {}))
@@ -200,7 +187,8 @@ class Comparisons(tfds.core.GeneratorBasedBuilder):
 
   name = NAME
   VERSION = tfds.core.Version(VERSION)
-  RELEASE_NOTES = {"1.0.0": "Flat comparison rows, per-pair truth fields, user index."}
+  RELEASE_NOTES = {"1.0.0": "Flat comparison rows, per-pair truth fields, user index.",
+                   "2.0.0": "Generators draw from the seed's named 'data' stream."}
   BUILDER_CONFIGS = [named_config(n) for n in DATASETS]
 
   _loaded = None  # (rows, metadata) once loaded; TFDS's __init__ already asks for _info.

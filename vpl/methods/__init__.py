@@ -1,4 +1,4 @@
-"""Reward-learning methods behind one interface (`base.Method`), and their registry.
+"""Reward-learning methods behind one interface (`vpl.method.Method`), and their registry.
 
 A new method is one module here with `make(config) -> Method`, plus an entry in REGISTRY.
 """
@@ -10,7 +10,7 @@ from typing import Callable
 import ml_collections
 
 from vpl.methods import btl, dpl, maxmin, pref, vpl
-from vpl.methods.base import Batch, Method
+from vpl.method import Batch, Method
 from vpl.methods.sampling import sample_pairs, sample_sets
 
 __all__ = ["Batch", "Method", "REGISTRY", "make_method", "sample_pairs", "sample_sets"]

@@ -1,4 +1,4 @@
-"""BTL: one reward for everyone, fit by Bradley-Terry on pooled pairs (ALGORITHMS.md 1)."""
+"""BTL: one reward for everyone, fit by Bradley-Terry on pooled pairs (docs/methods.md, 'BTL')."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import functools
 import ml_collections
 
 from vpl import losses
-from vpl.methods.base import Method
+from vpl.method import Method
 from vpl.methods.sampling import sample_pairs
 from vpl.models.btl import BTLReward
 
@@ -31,5 +31,6 @@ def make(config: ml_collections.ConfigDict) -> Method:
   num_pairs = config.train.batch_sets * config.train.num_targets
   return Method("btl", make_model,
                 functools.partial(sample_pairs, num_pairs=num_pairs), loss, predict,
-                batch_axis_size=num_pairs)
+                batch_axis_size=num_pairs,
+                batch_axis_source="train.batch_sets x train.num_targets")
 

@@ -1,4 +1,4 @@
-"""DPL: a reward distribution per item, mean-variance or categorical (ALGORITHMS.md 3).
+"""DPL: a reward distribution per item, mean-variance or categorical (docs/methods.md, 'DPL').
 
 DPL ignores the user's context: like BTL it fits one model to the pooled pairs, and it exposes
 hidden context only through the spread of each item's reward (aux `std_a`, `std_b`), without
@@ -11,7 +11,7 @@ import functools
 
 import ml_collections
 
-from vpl.methods.base import Method
+from vpl.method import Method
 from vpl.methods.sampling import sample_pairs
 from vpl.models.dpl import CategoricalReward, MeanVarianceReward, preference_log_likelihood
 
@@ -50,7 +50,8 @@ def _make(config: ml_collections.ConfigDict, kind: str) -> Method:
   num_pairs = config.train.batch_sets * config.train.num_targets
   name = "dpl_mv" if kind == "mean_variance" else "dpl_cat"
   return Method(name, make_model, functools.partial(sample_pairs, num_pairs=num_pairs), loss,
-                predict, batch_axis_size=num_pairs)
+                predict, batch_axis_size=num_pairs,
+                batch_axis_source="train.batch_sets x train.num_targets")
 
 
 def make_mean_variance(config: ml_collections.ConfigDict) -> Method:

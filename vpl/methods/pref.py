@@ -1,4 +1,4 @@
-"""PReF: reward factorisation r_u = lambda_u . phi, fit jointly; new users by MAP (ALGORITHMS.md 5).
+"""PReF: reward factorisation r_u = lambda_u . phi, fit jointly; new users by MAP (docs/methods.md, 'PReF').
 
 Training is joint maximum likelihood of the bases phi and one weight row per training user,
 with L2 (`pref.l2`) on the weights and on the bases' outputs, by the generic trainer.
@@ -19,7 +19,9 @@ of 232 users), where the SVD would initialise a handful of users.
 
 After training, the prior of a new user's lambda is a Gaussian at the training weights' mean,
 with their empirical covariance (`pref.prior = 'empirical'`) or their mean variance times I
-('isotropic'), plus `pref.prior_ridge` on the diagonal; it is stored in the model.
+('isotropic'), plus `pref.prior_ridge` on the diagonal; it is stored in the model. It is a
+pure function of the trained weights (`finalize`), so a model restored from a checkpoint gets
+exactly the same prior.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from vpl import losses, train
+from vpl import losses
 from vpl.data.comparisons import UserComparisons
-from vpl.methods.base import Batch, Method
+from vpl.data.pairs import pair_ids
+from vpl.method import Method
+from vpl.methods.sampling import sample_pairs
 from vpl.models.pref import PReFModel
 
 RANDOM_INIT = "random (no shared pairs)"
@@ -45,40 +49,6 @@ FEW_SHARED_INIT = "random (too few shared pairs)"
 # The SVD initialises only users seen on shared pairs (the rest start at their mean), so it is
 # used only when most labels fall on pairs that two or more users labelled.
 MIN_SHARED_FRACTION = 0.5
-
-
-def sample_user_pairs(key: jax.Array, pool: Batch, num_pairs: int) -> Batch:
-  """Like `sample_pairs`, plus `user`: the row of each pair's user in the pool."""
-  pick = jax.random.randint(key, (num_pairs,), 0, pool["valid_flat"].shape[0])
-  flat = pool["valid_flat"][pick]
-  width = pool["a"].shape[1]
-  user, slot = flat // width, flat % width
-  batch = {name: pool[name][user, slot] for name in ("a", "b", "label")}
-  return dict(batch, user=user)
-
-
-def shared_pair_ids(data: UserComparisons) -> tuple[np.ndarray, np.ndarray]:
-  """Identifies each real pair up to the order of its options.
-
-  Returns:
-    `(pair_id [U, K], flipped [U, K])`: pair_id is the same for identical (a, b) rows (and
-    for (b, a)), -1 on padding; flipped is True where the stored order is (b, a) of the
-    canonical one, so that the label must be read as 1 - label.
-  """
-  u, k = np.nonzero(data.mask)
-  a, b = data.a[u, k], data.b[u, k]
-  differs = a != b
-  first = differs.argmax(axis=1)
-  rows = np.arange(len(u))
-  flipped = differs.any(1) & (a[rows, first] > b[rows, first])
-  canon = np.concatenate([np.where(flipped[:, None], b, a), np.where(flipped[:, None], a, b)],
-                         axis=1)
-  _, ids = np.unique(canon, axis=0, return_inverse=True)
-  pair_id = np.full(data.mask.shape, -1, np.int64)
-  pair_id[u, k] = ids.reshape(-1)
-  flip = np.zeros(data.mask.shape, bool)
-  flip[u, k] = flipped
-  return pair_id, flip
 
 
 def complete_low_rank(y_PxU: np.ndarray, observed_PxU: np.ndarray, rank: int,
@@ -107,7 +77,7 @@ def svd_init(data: UserComparisons, p: ml_collections.ConfigDict) -> dict:
     'svd': `weights [U, J]`; `a`, `b` `[P, D]`, `target [P, J]` for the bases' pre-fit; and
     which pairs (`pair_ids` [P], as in `shared_pair_ids`) and users (`user_rows`) it used.
   """
-  pair_id, flipped = shared_pair_ids(data)
+  (pair_id,), (flipped,) = pair_ids(data)
   users, slots = np.nonzero(data.mask)
   ids = pair_id[users, slots]
   # Distinct users per pair (a user who labels a pair twice counts once).
@@ -235,43 +205,43 @@ def make(config: ml_collections.ConfigDict) -> Method:
   def predict(model, context, targets):
     return model(context, targets, num_steps=p.newton_steps)
 
-  def fit(method, config, data, **fit_kwargs):
+  def bind(data):
     if not isinstance(data, UserComparisons):
       raise ValueError(f"pref keeps one weight row per training user and reads their pairs "
                        f"in memory; got {type(data).__name__}. Set streaming.enabled = False "
                        f"for pref, or run the other methods alone.")
+    return dataclasses.replace(
+        method, make_model=functools.partial(make_model, num_users=data.num_users))
+
+  def initialize(model, data):
     init = svd_init(data, p)
-    prefit = {}
-
-    def make_initialised(feature_dim, rngs):
-      model = make_model(feature_dim, rngs, num_users=data.num_users)
-      if init["init"] == "svd":
-        model.user_weights.set_value(jnp.asarray(init["weights"]))
-        prefit["prefit_mse"] = prefit_bases(
-            model, init["a"], init["b"], init["target"], num_steps=p.prefit_steps,
-            learning_rate=config.optim.learning_rate)
-      return model
-
+    info = {k: v for k, v in init.items() if not isinstance(v, np.ndarray)}
     if init["init"] == "svd":
       logging.info("pref: SVD initialisation from %d shared pairs x %d users (%.0f%% "
                    "observed)", init["svd_pairs"], init["svd_users"],
                    100 * init["svd_observed_fraction"])
+      model.user_weights.set_value(jnp.asarray(init["weights"]))
+      info["prefit_relative_mse"] = list(prefit_bases(
+          model, init["a"], init["b"], init["target"], num_steps=p.prefit_steps,
+          learning_rate=config.optim.learning_rate))
     else:
       logging.info("pref: init %s: %d distinct pairs, %d labelled by two or more users "
                    "(%.0f%% of labels; the SVD needs %.0f%%); starting from random bases and "
                    "weights", init["init"], init["num_distinct_pairs"],
                    init["num_shared_pairs"], 100 * init["shared_label_fraction"],
                    100 * MIN_SHARED_FRACTION)
-    inner = dataclasses.replace(method, make_model=make_initialised, fit=None)
-    model, info = train.fit(inner, config, data, **fit_kwargs)
+    return info
+
+  def finalize(model):
     mean, precision = fit_prior(np.asarray(model.user_weights[...]), p.prior, p.prior_ridge)
     model.prior_mean.set_value(jnp.asarray(mean, jnp.float32))
     model.prior_precision.set_value(jnp.asarray(precision, jnp.float32))
-    info.update({k: v for k, v in init.items() if not isinstance(v, np.ndarray)})
-    if "prefit_mse" in prefit:
-      info["prefit_relative_mse"] = list(prefit["prefit_mse"])
-    return model, info
+    return model
 
   num_pairs = config.train.batch_sets * config.train.num_targets
-  return Method("pref", make_model, functools.partial(sample_user_pairs, num_pairs=num_pairs),
-                loss, predict, batch_axis_size=num_pairs, fit=fit)
+  method = Method("pref", make_model,
+                  functools.partial(sample_pairs, num_pairs=num_pairs, with_user=True), loss,
+                  predict, batch_axis_size=num_pairs,
+                  batch_axis_source="train.batch_sets x train.num_targets", bind=bind,
+                  initialize=initialize, finalize=finalize)
+  return method

@@ -5,16 +5,20 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from vpl.methods.base import Batch
+from vpl.method import Batch
 
 
-def sample_pairs(key: jax.Array, pool: Batch, num_pairs: int) -> Batch:
-  """Draws `num_pairs` comparisons uniformly from all real pairs of the pool (with replacement)."""
+def sample_pairs(key: jax.Array, pool: Batch, num_pairs: int, with_user: bool = False) -> Batch:
+  """Draws `num_pairs` comparisons uniformly from all real pairs of the pool (with replacement).
+
+  With `with_user`, the batch also holds `user`: the row of each pair's user in the pool.
+  """
   pick = jax.random.randint(key, (num_pairs,), 0, pool["valid_flat"].shape[0])
   flat = pool["valid_flat"][pick]
   width = pool["a"].shape[1]
   user, slot = flat // width, flat % width
-  return {name: pool[name][user, slot] for name in ("a", "b", "label")}
+  batch = {name: pool[name][user, slot] for name in ("a", "b", "label")}
+  return dict(batch, user=user) if with_user else batch
 
 
 def sample_sets(key: jax.Array, pool: Batch, *, num_sets: int, num_context: int,

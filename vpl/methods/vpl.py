@@ -1,4 +1,4 @@
-"""VPL: latent-conditioned BTL trained with an ELBO (ALGORITHMS.md 2)."""
+"""VPL: latent-conditioned BTL trained with an ELBO (docs/methods.md, 'VPL')."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import functools
 import ml_collections
 
 from vpl import losses, schedules
-from vpl.methods.base import Method
+from vpl.method import Method
 from vpl.methods.sampling import sample_sets
 from vpl.models.vpl import VPLModel
 

@@ -1,4 +1,4 @@
-"""Bradley-Terry reward model: one reward for everyone (ALGORITHMS.md section 1)."""
+"""Bradley-Terry reward model: one reward for everyone (docs/methods.md, 'BTL')."""
 
 from typing import Sequence
 

@@ -3,7 +3,7 @@
 r_u(s) = lambda_u . phi(s): `phi` is an MLP with J outputs (the base rewards) shared by
 everyone, and `lambda_u` `[J]` is one row per training user. A new user's lambda is the MAP
 of a Bayesian logistic regression on v = phi(a) - phi(b) of their few labelled pairs, with a
-Gaussian prior fitted to the training users' lambdas (ALGORITHMS.md section 5).
+Gaussian prior fitted to the training users' lambdas (docs/methods.md, 'PReF').
 Shape suffixes: B users, N context pairs, T target pairs, C candidate pairs, J bases.
 """
 
