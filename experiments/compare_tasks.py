@@ -4,8 +4,8 @@
   python -m experiments.compare_tasks --workdir=runs/compare --tasks=ufp4 --seeds=0
 
 Task T, seed N runs in DIR/T/seed_N (resumable like experiments.main). Writes DIR/summary.md
-(the table over tasks, each task's table over seeds and its claims checked per seed) and
-DIR/summary.json.
+(the tables over tasks, of held-out accuracy and of accuracy on unseen items, each task's
+table over seeds and its claims checked per seed) and DIR/summary.json.
 """
 
 import os
@@ -31,7 +31,8 @@ def main(argv):
     runs_by_task[task] = run_seeds(config, os.path.join(FLAGS.workdir, task),
                                    [int(s) for s in FLAGS.seeds])
     print(f"{task}: done", flush=True)
-  parts = [report.tasks_table(runs_by_task)]
+  parts = [report.tasks_table(runs_by_task),
+           report.tasks_table(runs_by_task, "unseen_items_accuracy")]
   for task, runs in runs_by_task.items():
     parts.append(f"### {task}\n\n" + report.seeds_table(runs) + "\n\n"
                  + report.claims_text(report.comparison_claims(runs)))

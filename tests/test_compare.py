@@ -65,6 +65,18 @@ def test_tasks_table_has_a_row_per_task_and_mean_std():
   assert lines[3].startswith("| b | 0.600 ± 0.000 | 0.700 ± 0.000 | - |")
 
 
+def test_tasks_table_of_unseen_items_shows_dash_where_missing():
+  a = _run(0, dict(btl=0.6, vpl=0.9))
+  for name, acc in (("btl", 0.55), ("vpl", 0.85)):
+    a["methods"][name]["unseen_items_accuracy"] = acc
+  a["btl_ceiling_report"] = dict(unseen_items_accuracy=0.5)
+  lines = report.tasks_table({"a": [a], "b": [_run(0, dict(btl=0.7))]},
+                             "unseen_items_accuracy").splitlines()
+  assert lines[2] == "| a | 0.500 ± 0.000 | 0.550 ± 0.000 | 0.850 ± 0.000 | 3 |"
+  assert lines[3] == "| b | - | - | - | 3 |"
+  assert "unseen items" in lines[-1]
+
+
 def test_context_size_augmentation_masks_between_min_and_max(tiny_config):
   pool = train.make_pool(experiment.build_task(tiny_config).data)
   batch = methods.sample_sets(jax.random.key(0), pool, num_sets=400, num_context=6,

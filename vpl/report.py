@@ -85,7 +85,10 @@ def seeds_table(runs: list[dict]) -> str:
   groups = sorted(first["group_accuracy"], key=int)
   per_group = not divergent and 1 < len(groups) <= MAX_GROUP_COLUMNS
   minority = minority_group(runs[0]) if divergent and len(set(shares)) > 1 else None
-  head = ["method", "held-out acc"]
+  # Where some targets were labelled in training (shared pools, real data), the accuracy on
+  # the others too.
+  unseen = first.get("num_unseen_targets", first["num_targets"]) != first["num_targets"]
+  head = ["method", "held-out acc"] + (["unseen-item acc"] if unseen else [])
   if divergent:
     head.append("divergent acc")
   if minority is not None:
@@ -97,6 +100,8 @@ def seeds_table(runs: list[dict]) -> str:
   for name in runs[0]["methods"]:
     ms = [r["methods"][name] for r in runs]
     cells = [name, _stat([m["heldout_accuracy"] for m in ms])]
+    if unseen:
+      cells.append(_stat([m["unseen_items_accuracy"] for m in ms]))
     if divergent:
       cells.append(_stat([m["divergent_accuracy"] for m in ms]))
     if minority is not None:
@@ -175,25 +180,31 @@ def comparison_claims(runs: list[dict]) -> list[tuple[str, bool, str]]:
           for claim, op, pairs in checks]
 
 
-def tasks_table(runs_by_task: dict[str, list[dict]]) -> str:
-  """Held-out accuracy, mean ± std over seeds: one row per task, one column per method."""
+def tasks_table(runs_by_task: dict[str, list[dict]],
+                metric: str = "heldout_accuracy") -> str:
+  """`metric`, mean ± std over seeds: one row per task, one column per method.
+
+  `metric` is 'heldout_accuracy' (every target) or 'unseen_items_accuracy' (targets whose pair
+  no training user labelled); a method or ceiling without it shows '-'.
+  """
   names = list(dict.fromkeys(n for runs in runs_by_task.values()
                              for n in runs[0]["methods"]))
   head = ["task", "BTL ceiling"] + names + ["VPL active units"]
   lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+  ceiling = lambda r: (r["btl_ceiling"] if metric == "heldout_accuracy"
+                       else (r.get("btl_ceiling_report") or {}).get(metric))
+  cell = lambda values: "-" if None in values else _stat(values)
   for task, runs in runs_by_task.items():
-    cells = [task, _stat([r["btl_ceiling"] for r in runs])]
+    cells = [task, cell([ceiling(r) for r in runs])]
     for name in names:
-      if all(name in r["methods"] for r in runs):
-        cells.append(_stat([r["methods"][name]["heldout_accuracy"] for r in runs]))
-      else:
-        cells.append("-")
+      cells.append(cell([r["methods"].get(name, {}).get(metric) for r in runs]))
     units = [r.get("active_units", {}).get("vpl") for r in runs]
     cells.append("/".join(str(u) for u in units) if None not in units else "-")
     lines.append("| " + " | ".join(cells) + " |")
   seeds = sorted({r["seed"] for runs in runs_by_task.values() for r in runs})
-  lines.append(f"\nHeld-out users' accuracy, mean ± std over seeds {seeds}; active units "
-               f"per seed.")
+  what = ("Held-out users' accuracy" if metric == "heldout_accuracy" else
+          "Held-out users' accuracy on targets no training user labelled (unseen items)")
+  lines.append(f"\n{what}, mean ± std over seeds {seeds}; active units per seed.")
   return "\n".join(lines)
 
 
