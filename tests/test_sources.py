@@ -79,7 +79,8 @@ def test_split_temporal_by_hand():
 
 
 def test_load_rows_rejects_unknown_names_and_kwargs(tmp_path):
-  with pytest.raises(ValueError, match="data.source = 'nope' is neither a synthetic task nor a data source"):
+  with pytest.raises(ValueError, match="data.source = 'nope' is neither a synthetic task "
+                                       "nor a data source"):
     sources.load_rows("nope")
   with pytest.raises(ValueError, match=r"\['grouping'\], which byo does not take"):
     sources.load_rows("byo", path="x.csv", grouping="age")

@@ -107,7 +107,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     if "active_units" in scores:
       results.setdefault("active_units", {})[name] = scores["active_units"]
     models[name] = (method, model)
-  # Egalitarian choice among candidates (docs/methods.md, 'MaxMin-RLHF'), scored with the true rewards.
+  # Egalitarian choice among candidates (docs/methods.md, 'MaxMin-RLHF'), scored with the
+  # true rewards.
   sel = config.eval.get("selection")
   if (sel is not None and sel.enabled and {"btl", "maxmin"} <= set(models)
       and getattr(task, "true_reward", None) is not None):

@@ -1,4 +1,6 @@
-"""Putting rewards of different users, latents or clusters on one scale (docs/methods.md, 'VPL' and 'MaxMin-RLHF').
+"""Putting rewards of different users, latents or clusters on one scale.
+
+(docs/methods.md, 'Reward scaling')
 
 A Bradley-Terry reward is identified only up to an additive constant (and, across models
 trained separately, up to its scale), so r_k(s) of two clusters, r(s, z) of two latents or

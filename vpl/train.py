@@ -39,7 +39,8 @@ TrainState = dict  # {'params': pure dict, 'opt_state': optax state, 'step': int
 TrainingData = Union[UserComparisons, StreamingData]
 
 
-def make_optimizer(optim: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
+def make_optimizer(optim: ml_collections.ConfigDict,
+                   num_steps: int) -> optax.GradientTransformation:
   """AdamW with linear warm-up then cosine decay to 10%, after global-norm clipping."""
   schedule = optax.warmup_cosine_decay_schedule(
       0.0, optim.learning_rate, min(optim.warmup_steps, num_steps - 1), num_steps,

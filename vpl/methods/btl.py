@@ -1,4 +1,7 @@
-"""BTL: one reward for everyone, fit by Bradley-Terry on pooled pairs (docs/methods.md, 'BTL')."""
+"""BTL: one reward for everyone, fit by Bradley-Terry on pooled pairs.
+
+See docs/methods.md, 'BTL'.
+"""
 
 from __future__ import annotations
 

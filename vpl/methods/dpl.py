@@ -1,4 +1,6 @@
-"""DPL: a reward distribution per item, mean-variance or categorical (docs/methods.md, 'DPL').
+"""DPL: a reward distribution per item, mean-variance or categorical.
+
+See docs/methods.md, 'DPL'.
 
 DPL ignores the user's context: like BTL it fits one model to the pooled pairs, and it exposes
 hidden context only through the spread of each item's reward (aux `std_a`, `std_b`), without

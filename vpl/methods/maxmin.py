@@ -1,4 +1,6 @@
-"""MaxMin-RLHF's reward mixture, learned by EM over training users (docs/methods.md, 'MaxMin-RLHF').
+"""MaxMin-RLHF's reward mixture, learned by EM over training users.
+
+See docs/methods.md, 'MaxMin-RLHF'.
 
 Users belong to K latent groups, each with its own Bradley-Terry reward r_k
 (`vpl.models.mixture.RewardMixture`). EM alternates:

@@ -1,4 +1,4 @@
-"""The pure steps of MaxMin-RLHF's EM (docs/methods.md, 'MaxMin-RLHF'): numpy, no JAX.
+"""The pure steps of MaxMin-RLHF's EM, in numpy (docs/methods.md, 'MaxMin-RLHF').
 
 Initial assignments (k-means on users' preference directions, random, round robin), the
 E-step, the objective restarts are ranked by, the mixture weights, reseeding of empty

@@ -1,4 +1,6 @@
-"""PReF: reward factorisation r_u = lambda_u . phi, fit jointly; new users by MAP (docs/methods.md, 'PReF').
+"""PReF: reward factorisation r_u = lambda_u . phi, fit jointly; new users by MAP.
+
+(docs/methods.md, 'PReF')
 
 Training is joint maximum likelihood of the bases phi and one weight row per training user,
 with L2 (`pref.l2`) on the weights and on the bases' outputs, by the generic trainer.

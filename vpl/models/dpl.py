@@ -1,4 +1,6 @@
-"""Distributional preference learning (Siththaranjan et al., ICLR 2024; docs/methods.md, 'DPL').
+"""Distributional preference learning (Siththaranjan et al., ICLR 2024).
+
+See docs/methods.md, 'DPL'.
 
 Each item's reward is a distribution rather than a number; disagreement between users
 (hidden context) shows up as its spread. Neither model infers anything per user.

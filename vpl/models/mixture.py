@@ -1,4 +1,6 @@
-"""A mixture of K Bradley-Terry rewards, one per latent user group (docs/methods.md, 'MaxMin-RLHF').
+"""A mixture of K Bradley-Terry rewards, one per latent user group.
+
+See docs/methods.md, 'MaxMin-RLHF'.
 
 The K rewards are independent MLPs held in one module; the mixture weights pi_k are set by
 EM, not by gradient steps, so they live in a variable type of their own (`MixtureWeight`) that

@@ -91,10 +91,10 @@ def map_weights(v_BxNxJ: jax.Array, y_BxN: jax.Array, prior_mean_J: jax.Array,
   """MAP lambda `[B, J]` of Bayesian logistic regression, by damped Newton (IRLS).
 
   Maximises sum_n log p(y_n | sigma(lambda . v_n)) - (lambda - m)^T P (lambda - m) / 2 per
-  user, from lambda = m (or `init_BxJ`), with a fixed number of iterations (jit- and vmap-friendly). The
-  Hessian is negative definite (P is), so each Newton direction is an ascent direction; each
-  iteration backtracks along it (steps 1, 1/2, ..., 1/16, else none) until the objective
-  does not decrease.
+  user, from lambda = m (or `init_BxJ`), with a fixed number of iterations (jit- and
+  vmap-friendly). The Hessian is negative definite (P is), so each Newton direction is an
+  ascent direction; each iteration backtracks along it (steps 1, 1/2, ..., 1/16, else none)
+  until the objective does not decrease.
 
   Args:
     v_BxNxJ: phi(a) - phi(b) of each user's labelled pairs (N may be 0).

@@ -1,4 +1,6 @@
-"""Variational Preference Learning (Poddar et al. 2024, arXiv:2408.10075; docs/methods.md, 'VPL').
+"""Variational Preference Learning (Poddar et al. 2024, arXiv:2408.10075).
+
+See docs/methods.md, 'VPL'.
 
 An encoder maps a user's context set of N labelled pairs to a diagonal Gaussian q(z | C);
 a decoder gives the user's reward r(s, z). Shape suffixes: B sets, N context pairs, T target
