@@ -2,9 +2,9 @@
 
 Command:  python -m experiments.main --workdir=runs/headline
 Runtime:  about 12 s wall on the 2-core CPU, compile included.
-Expected: (seed 0) oracle 1.000, VPL 0.994, BTL 0.667 against its ceiling 0.674; on the
-          pairs where the groups disagree, BTL gives the minority 0.483 (below chance: the
-          51/49 dilemma) and VPL 0.992. Labels are noiseless (temperature 0), so every such
+Expected: (seed 0) oracle 1.000, VPL 0.998, BTL 0.670 against its ceiling 0.674; on the
+          pairs where the groups disagree, BTL gives the minority 0.474 (below chance: the
+          51/49 dilemma) and VPL 0.998. Labels are noiseless (temperature 0), so every such
           pair's pooled vote is exactly 51/49.
 """
 

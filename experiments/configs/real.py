@@ -6,15 +6,16 @@ Command:  python -m experiments.main --workdir=runs/ecdat --config=experiments/c
           python -m experiments.main --workdir=runs/mlsmall --config=experiments/configs/real.py:dataset=movielens_small
 Arguments: dataset=ecdat_train | movielens100k | movielens_small; grouping=gender | age |
           occupation | none (movielens100k); split=users | validation | temporal.
-Runtime:  (2-core CPU, all six methods, compile included) ecdat_train about 1 min per seed
-          (308 s for the 5 seeds); movielens100k about 3.2 min (193 s); movielens_small not
-          timed (67,053 pairs of 671 users against movielens100k's 94,205 of 943).
-Expected: (measured; docs/data.md has the tables) ecdat_train, held-out
-          users, seeds 0-4: VPL 0.780 +- 0.022 against pooled BTL 0.714 +- 0.010 (VPL ahead
-          by 0.045-0.085 in every seed); maxmin 0.721, dpl_mv 0.703, dpl_cat 0.681, pref
-          0.660. movielens100k grouping=age, seeds 0-4: BTL 0.635 +- 0.007, VPL, PReF and
-          maxmin 0.647 (genres and year say little about a user's taste); every method's
-          worst age band 0.60-0.61.
+Runtime:  (2-core CPU shared with other jobs, all six methods, compile included) ecdat_train
+          118 s for the 5 seeds; movielens100k 580 s for the 5 seeds (about 2 min a seed);
+          movielens_small not timed (67,053 pairs of 671 users against movielens100k's
+          94,205 of 943).
+Expected: (measured; docs/data.md has the tables) ecdat_train, held-out users, seeds 0-4:
+          VPL 0.739 +- 0.023 against pooled BTL 0.705 +- 0.036 (VPL ahead in 4 seeds of 5,
+          by -0.009 to +0.098); maxmin 0.721, dpl_mv 0.695, dpl_cat 0.687, pref 0.649.
+          movielens100k grouping=age, seeds 0-4: BTL 0.629 +- 0.009, VPL 0.646, PReF 0.642,
+          maxmin 0.641 (genres and year say little about a user's taste); every method's
+          worst age band 0.59-0.61.
 
 Data: features are z-scored with the training users' pairs only (data.standardize), no
 labels involved. The VPL settings for Ecdat were chosen on validation users carved from the
