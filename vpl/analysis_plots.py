@@ -48,18 +48,20 @@ def latent_space(latents: dict[str, np.ndarray], path: str, title: str = "") -> 
   return _save(fig, path)
 
 
-def accuracy_vs_context(by_method: dict[str, dict[int, dict]], path: str,
-                        references: dict[str, float] | None = None) -> str:
-  """Held-out accuracy against context size, per method (from `Run.accuracy_vs_context`)."""
+def accuracy_vs_questions(by_method: dict[str, dict[int, dict]], path: str,
+                          references: dict[str, float] | None = None) -> str:
+  """Accuracy on fixed targets against questions asked, per method (or method: strategy),
+  from `Run.adaptation` (`{name: {budget: entry}}`)."""
   fig, ax = plt.subplots(figsize=(4.5, 3.2))
-  for name, by_size in by_method.items():
-    sizes = sorted(by_size)
-    ax.plot(sizes, [by_size[n]["heldout_accuracy"] for n in sizes], "o-", label=name)
+  for name, by_budget in by_method.items():
+    budgets = sorted(by_budget)
+    ax.plot(budgets, [by_budget[n]["accuracy"] for n in budgets], "o-", label=name,
+            ls="--" if name.endswith("random") else "-")
   for name, value in (references or {}).items():
-    ax.axhline(value, ls="--", lw=0.8, color="gray")
-    ax.text(ax.get_xlim()[0], value, f" {name}", fontsize=7, va="bottom")
-  ax.set_xscale("log", base=2), ax.set_xlabel("context pairs per user")
-  ax.set_ylabel("held-out accuracy"), ax.legend(fontsize=8)
+    ax.axhline(value, ls=":", lw=0.8, color="gray")
+    ax.text(0, value, f" {name}", fontsize=7, va="bottom")
+  ax.set_xscale("symlog", linthresh=1), ax.set_xlabel("questions asked")
+  ax.set_ylabel("accuracy on fixed targets"), ax.legend(fontsize=7)
   return _save(fig, path)
 
 
