@@ -12,8 +12,10 @@ Tasks:    didactic, navigation2, navigation10, pets, ufp2, ufp4, unimodal (prese
           pool of 64 candidate pairs and 32 fixed targets; the methods, MaxMin's K and PReF's
           J as in compare.py (navigation10 also takes navigation.py's ten-goal settings).
 Runtime:  to be measured for the full configs (training as compare.py, plus the protocol:
-          6 budgets x every method and strategy). The tiny config with adapt enabled
-          (tests/test_adapt.py) runs end to end in about 20 s on the 2-core CPU.
+          6 budgets x every method and strategy; results.json's adaptation_info.seconds
+          records the protocol's time per method and strategy). The tiny config with btl,
+          vpl, pref and maxmin and adapt enabled (tests/test_adapt.py's run) took 30 s end
+          to end on the 2-core CPU, shared with other jobs.
 Expected: results.json's `adaptation[method][strategy][str(budget)]` with `accuracy`, `nll`,
           `ece`, `brier`, `posterior_spread` and `bayes_oracle_accuracy` (the Bayes oracle
           given the same asked pairs), `random` for every method; adaptation.png (accuracy
