@@ -275,3 +275,27 @@ def test_without_generating_rewards_the_answers_are_the_recorded_labels(adapted)
   from vpl import adapt_report
   assert "Questions needed" not in adapt_report.text([dict(
       seed=0, adaptation=section, adaptation_info=info)])
+
+
+def test_seed_tables_questions_needed_and_band_figure(adapted, tmp_path):
+  import copy
+  from vpl import adapt_plots, adapt_report
+  first = adapted["results"]
+  second = copy.deepcopy(first)
+  second["seed"] = 1
+  for by_strategy in second["adaptation"].values():
+    for curve in by_strategy.values():
+      for entry in curve.values():
+        entry["accuracy"] = max(0.0, entry["accuracy"] - 0.02)
+  runs = [first, second]
+  # Questions needed, by hand from the mean curve and 95% of the mean Bayes oracle at 8.
+  curve = lambda r: r["adaptation"]["vpl"]["info_gain"]
+  target = 0.95 * np.mean([curve(r)["8"]["bayes_oracle_accuracy"] for r in runs])
+  mean = {b: np.mean([curve(r)[str(b)]["accuracy"] for r in runs]) for b in BUDGETS}
+  expected = next((b for b in BUDGETS if mean[b] >= target), None)
+  needed = adapt_report.questions_needed(runs)["vpl"]["info_gain"]
+  assert needed == dict(target=pytest.approx(target), needed=expected)
+  text = adapt_report.text(runs)
+  assert "seeds [0, 1]" in text and " ± " in text and "Questions needed" in text
+  path = adapt_plots.adaptation_curves(runs, str(tmp_path / "band.png"))
+  assert os.path.getsize(path) > 5000
