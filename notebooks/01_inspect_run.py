@@ -5,12 +5,12 @@
 # ---
 
 # %% [markdown]
-# # 01 Inspect a run: latent space, reward maps per user, accuracy vs context size
+# # 01 Inspect a run: latent space, reward maps per user, accuracy vs questions asked
 #
 # Loads a finished run from its workdir alone (`vpl.analysis.load_run`: config.json and
 # the checkpoints) and re-scores it. Settings: `VPL_RUN_DIR` (default: the run of
 # 00_quickstart, `OUT/00_quickstart_run`), `VPL_NOTEBOOK_OUT` (default `runs/notebooks`;
-# figures go to `OUT/figures/`), `VPL_NOTEBOOK_TINY=1` (fewer context sizes).
+# figures go to `OUT/figures/`), `VPL_NOTEBOOK_TINY=1` (fewer budgets).
 
 # %%
 import os
@@ -54,16 +54,21 @@ if run.task is not None and run.task.true_reward is not None and run.heldout.fea
   print(path)
 
 # %% [markdown]
-# Accuracy against the number of context pairs: a single reward does not use them; a
-# latent method should climb towards the oracle.
+# Accuracy against questions asked (`Run.adaptation`, the protocol of `vpl/adapt.py`): each
+# held-out user's pairs are split once into a pool of candidate questions and fixed targets,
+# and every budget is scored on the same targets. Budget 0 is the population prediction; a
+# single reward does not use the answers, a latent method should climb towards the oracle,
+# faster when it chooses its questions (`info_gain`) than at random.
 
 # %%
-sizes = [1, 4] if TINY else [1, 2, 4, 8, 16]
-by_method = {name: run.accuracy_vs_context(name, sizes) for name in run.models}
-for name, by_size in by_method.items():
-  print(name, {n: round(r["heldout_accuracy"], 3) for n, r in by_size.items()})
+budgets = [0, 1, 4] if TINY else [0, 1, 2, 4, 8, 16]
+by_method = {f"{name}: random": run.adaptation(name, "random", budgets) for name in run.models}
+if "vpl" in run.models:
+  by_method["vpl: info_gain"] = run.adaptation("vpl", "info_gain", budgets)
+for name, by_budget in by_method.items():
+  print(name, {n: round(r["accuracy"], 3) for n, r in by_budget.items()})
 refs = {}
 if run.results and run.results.get("oracle_accuracy") is not None:
   refs = {"oracle": run.results["oracle_accuracy"], "BTL ceiling": run.results["btl_ceiling"]}
-print(analysis_plots.accuracy_vs_context(by_method, os.path.join(
-    FIGURES, "01_accuracy_vs_context.png"), refs))
+print(analysis_plots.accuracy_vs_questions(by_method, os.path.join(
+    FIGURES, "01_accuracy_vs_questions.png"), refs))

@@ -66,11 +66,12 @@ def test_latent_views_agree(four_device_run):
     run.rewards("btl", items, z=mu)
   all_users = run.latents("vpl", users="all")
   assert all_users["mu"].shape[0] == run.task.data.num_users
-  # The evaluation's own context size reproduces results.json's accuracy.
-  by_size = run.accuracy_vs_context("vpl", [1, run.config.eval.num_context])
-  assert by_size[run.config.eval.num_context]["heldout_accuracy"] == (
-      run.results["methods"]["vpl"]["heldout_accuracy"])
-  assert by_size[1]["num_targets"] > by_size[run.config.eval.num_context]["num_targets"]
+  # Asked 0, 1, 4 questions: every budget scored on the same fixed targets.
+  by_budget = run.adaptation("vpl", "info_gain", [0, 1, 4])
+  assert list(by_budget) == [0, 1, 4]
+  assert len({r["num_targets"] for r in by_budget.values()}) == 1
+  assert by_budget[0]["posterior_spread"] == pytest.approx(1.0)  # the prior N(0, I)
+  assert by_budget[4]["posterior_spread"] < 1.0
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
 """Each notebook (jupytext percent format: plain Python) runs headless on tiny settings and
-saves its figures. 01 inspects the run 00 trained, so they share one output folder."""
+saves its figures. 01 and 03 use the run 00 trained, so they share one output folder."""
 
 import os
 
@@ -12,8 +12,9 @@ pytestmark = pytest.mark.slow
 FIGURES = {
     "00_quickstart": ["00_training_curves.png", "00_reward_maps.png"],
     "01_inspect_run": ["01_latent_space_vpl.png", "01_reward_maps.png",
-                       "01_accuracy_vs_context.png"],
+                       "01_accuracy_vs_questions.png"],
     "02_ablations": ["02_ablations.png"],
+    "03_interview": ["03_interview.png"],  # interviews a user with 00's run
 }
 
 

@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from vpl import evaluate, experiment, methods, train
+from vpl import adapt, evaluate, experiment, methods, train
 from vpl.configs import load_config
 from vpl.checkpointing import Checkpointer
 from vpl.data import sources
@@ -151,22 +151,35 @@ class Run:
     return dict(mu=aux["mu"], log_var=aux["log_var"], group=data.group,
                 user_id=data.user_id)
 
-  def accuracy_vs_context(self, name: str, sizes: Sequence[int]) -> dict[int, dict]:
-    """Held-out reports with each context size: `{size: report}`.
+  def adaptation(self, name: str, strategy: str = "random",
+                 budgets: Optional[Sequence[int]] = None) -> dict[int, dict]:
+    """Held-out users asked 0, 1, 2, ... questions, scored on fixed targets: `{budget: entry}`.
 
-    Context pairs are drawn as in evaluation (the run's context stream); the scored pairs are
-    each user's other pairs, so larger contexts leave fewer targets.
+    The protocol of `vpl/adapt.py` with the run's `adapt` settings (the defaults for runs
+    saved before they existed): each user's pool and targets come from the run's `adapt`
+    stream, so the targets are the same at every budget and `results.json`'s `adaptation`
+    section is reproduced for the same budgets. An entry holds `accuracy`, `nll`, `ece`,
+    `brier`, `worst_group_accuracy`, `posterior_spread`, `num_targets` and, with generating
+    rewards, `bayes_oracle_accuracy`.
+
+    Args:
+      name: a loaded method.
+      strategy: a strategy that applies to it (`vpl.strategies.APPLIES`).
+      budgets: increasing numbers of questions (default: the run's `adapt.budgets`). In a
+        run with `adapt.enabled`, the users are those its own budgets kept (fewer if a
+        larger budget is asked for); otherwise those whose pool holds the largest budget.
     """
     method, model = self._get(name)
-    out = {}
-    for n in sizes:
-      context_idx, target_mask = split_context_target(
-          self.heldout, int(n), seed=sources.context_seed(self.config.seed))
-      unseen = None if self.data.unseen_mask is None else self.data.unseen_mask & target_mask
-      part = dataclasses.replace(self.data, context_idx=context_idx, target_mask=target_mask,
-                                 unseen_mask=unseen)
-      out[int(n)] = experiment.score_method(method, model, part)
-    return out
+    saved = adapt.Settings.from_config(self.config)
+    settings = adapt.Settings.from_config(self.config, budgets=None if budgets is None else
+                                          tuple(int(b) for b in budgets))
+    # A run that adapted: the users its own budgets kept (fewer for a larger budget).
+    ran = "adapt" in self.config and self.config.adapt.enabled
+    proto = adapt.protocol_for(self.config, self.data, settings,
+                               saved.budgets[-1] if ran else None)
+    curve, _ = adapt.method_curve(self.config, self.data, method, model, strategy, settings,
+                                  proto)
+    return {int(b): entry for b, entry in curve.items()}
 
   def method_models(self) -> dict[str, tuple[methods.Method, nnx.Module]]:
     """`{name: (method, model)}`, as `vpl.plotting.reward_maps` takes them."""

@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig, path: str) -> str:
+def save(fig, path: str) -> str:
+  """Writes `fig` to `path` (folders made as needed) and closes it."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
@@ -30,7 +31,7 @@ def training_curves(curves: dict[str, dict[str, np.ndarray]], path: str,
         ax.plot(c["step"], c[metric], label=name)
     ax.set_xlabel("step"), ax.set_title(metric, fontsize=9)
   axes[0, 0].legend(fontsize=8)
-  return _save(fig, path)
+  return save(fig, path)
 
 
 def latent_space(latents: dict[str, np.ndarray], path: str, title: str = "") -> str:
@@ -45,22 +46,24 @@ def latent_space(latents: dict[str, np.ndarray], path: str, title: str = "") -> 
     ax.scatter(x[sel], y[sel], s=10, label=f"group {g} ({sel.sum()})")
   ax.set_xlabel(f"z[{order[0]}]"), ax.set_ylabel(f"z[{order[1]}]" if mu.shape[1] > 1 else "")
   ax.legend(fontsize=7), ax.set_title(title or "posterior means by true group", fontsize=9)
-  return _save(fig, path)
+  return save(fig, path)
 
 
-def accuracy_vs_context(by_method: dict[str, dict[int, dict]], path: str,
-                        references: dict[str, float] | None = None) -> str:
-  """Held-out accuracy against context size, per method (from `Run.accuracy_vs_context`)."""
+def accuracy_vs_questions(by_method: dict[str, dict[int, dict]], path: str,
+                          references: dict[str, float] | None = None) -> str:
+  """Accuracy on fixed targets against questions asked, per method (or method: strategy),
+  from `Run.adaptation` (`{name: {budget: entry}}`)."""
   fig, ax = plt.subplots(figsize=(4.5, 3.2))
-  for name, by_size in by_method.items():
-    sizes = sorted(by_size)
-    ax.plot(sizes, [by_size[n]["heldout_accuracy"] for n in sizes], "o-", label=name)
+  for name, by_budget in by_method.items():
+    budgets = sorted(by_budget)
+    ax.plot(budgets, [by_budget[n]["accuracy"] for n in budgets], "o-", label=name,
+            ls="--" if name.endswith("random") else "-")
   for name, value in (references or {}).items():
-    ax.axhline(value, ls="--", lw=0.8, color="gray")
-    ax.text(ax.get_xlim()[0], value, f" {name}", fontsize=7, va="bottom")
-  ax.set_xscale("log", base=2), ax.set_xlabel("context pairs per user")
-  ax.set_ylabel("held-out accuracy"), ax.legend(fontsize=8)
-  return _save(fig, path)
+    ax.axhline(value, ls=":", lw=0.8, color="gray")
+    ax.text(0, value, f" {name}", fontsize=7, va="bottom")
+  ax.set_xscale("symlog", linthresh=1), ax.set_xlabel("questions asked")
+  ax.set_ylabel("accuracy on fixed targets"), ax.legend(fontsize=7)
+  return save(fig, path)
 
 
 def ablation_bars(rows: list[dict], path: str, label: str = "job",
@@ -74,4 +77,4 @@ def ablation_bars(rows: list[dict], path: str, label: str = "job",
   ax.set_xticks(x + width * (len(metrics) - 1) / 2)
   ax.set_xticklabels([str(r[label]) for r in rows], rotation=30, ha="right", fontsize=7)
   ax.set_ylim(0, 1), ax.legend(fontsize=7)
-  return _save(fig, path)
+  return save(fig, path)

@@ -1,9 +1,10 @@
 """Evaluation on held-out users, with each user's context disjoint from the scored targets.
 
 Accuracy is the expected agreement with the observed labels: a prediction P(a) > 0.5 scores
-`label`, otherwise `1 - label` (so soft labels count fractionally). The oracle scores with the
-user's generating reward; the BTL ceiling is the best any single reward can do, predicting
-each pair by the population's pooled preference (docs/methods.md, 'BTL').
+`label`, otherwise `1 - label` (so soft labels count fractionally). Beside it, the
+calibration of the probabilities (`vpl.calibration`: NLL, Brier score, 15-bin ECE). The oracle
+scores with the user's generating reward; the BTL ceiling is the best any single reward can
+do, predicting each pair by the population's pooled preference (docs/methods.md, 'BTL').
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from vpl import losses
+from vpl import calibration, losses
 from vpl.data.comparisons import UserComparisons
 from vpl.method import Method
 
@@ -23,7 +24,8 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 
 def accuracy_report(p_a: np.ndarray, data: UserComparisons, target_mask: np.ndarray,
                     unseen_mask: Optional[np.ndarray] = None) -> dict:
-  """Accuracy overall, on unseen items, on divergent pairs, per group and for the worst group.
+  """Accuracy overall, on unseen items, on divergent pairs, per group and for the worst group,
+  and the calibration of the probabilities on the targets (`nll`, `brier`, `ece`).
 
   Args:
     p_a: `[U, K]` predicted P(a preferred).
@@ -44,6 +46,7 @@ def accuracy_report(p_a: np.ndarray, data: UserComparisons, target_mask: np.ndar
     return float(correct[where].sum() / n) if n else float("nan")
 
   report = dict(heldout_accuracy=mean(target_mask), num_targets=int(target_mask.sum()))
+  report.update(calibration.report(p_a, label, target_mask))
   groups = [int(g) for g in np.unique(data.group)]
   report["group_accuracy"] = {str(g): mean(target_mask & (group == g)) for g in groups}
   report["worst_group_accuracy"] = worst(report["group_accuracy"].values())

@@ -1,8 +1,10 @@
 """`train_and_evaluate(config, workdir)`: the one entry point for the CLI, tests and notebooks.
 
 The workdir ends up holding `config.json`, `metrics.jsonl`, `checkpoints/<method>/`,
-`results.json`, `results.md` and `reward_maps.png` (for 2-D tasks). Running the same command
-again on the same workdir resumes every method from its latest checkpoint.
+`results.json`, `results.md` and `reward_maps.png` (for 2-D tasks); with `adapt.enabled`,
+results.json's `adaptation` section (`vpl/adapt.py`), `adaptation.png` and
+`reliability.png`. Running the same command again on the same workdir resumes every method
+from its latest checkpoint.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Callable, Optional, Sequence
 import jax
 import ml_collections
 
-from vpl import distributed, evaluate, methods, report, seeding, selection, train
+from vpl import adapt, distributed, evaluate, methods, report, seeding, selection, train
 from vpl.data import sources, streaming
 from vpl.data.comparisons import UserComparisons
 
@@ -117,6 +119,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         seeding.rng(config.seed, "selection"), num_prompts=sel.num_prompts,
         num_candidates=sel.num_candidates, num_reference=sel.num_reference,
         scaling_kind=sel.scaling, tau=sel.tau)
+  # A new user asked 0, 1, 2, ... questions (docs/methods.md, 'Asking a new user').
+  if "adapt" in config and config.adapt.enabled:
+    results["adaptation"], results["adaptation_info"] = adapt.evaluate_all(config, exp, models)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "results.json"), "w") as f:
       json.dump(results, f, indent=2)
@@ -128,6 +133,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       from vpl import plotting  # matplotlib only when a figure is drawn.
       plotting.reward_maps(task, heldout, context_idx, models,
                            os.path.join(workdir, "reward_maps.png"))
+    if "adaptation" in results:
+      from vpl import adapt_plots  # matplotlib only when a figure is drawn.
+      adapt_plots.adaptation_curves([results], os.path.join(workdir, "adaptation.png"))
+      adapt_plots.reliability_diagram(results["adaptation_info"]["reliability"],
+                                      os.path.join(workdir, "reliability.png"))
   return results
 
 

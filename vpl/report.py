@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from vpl import evaluate
+from vpl import adapt_report, evaluate
 
 
 MAX_GROUP_COLUMNS = 8  # more groups (e.g. 21 occupations): only the worst group is shown
@@ -31,11 +31,12 @@ def results_table(results: dict) -> str:
 
   With generating rewards (synthetic tasks): accuracy on divergent pairs per group; without
   (real or imported data): accuracy per group, when there are at most MAX_GROUP_COLUMNS.
+  Calibration (NLL, ECE) beside accuracy; with an `adaptation` section, its tables follow.
   """
   first = next(iter(results["methods"].values()))
   groups = sorted(first["group_accuracy"], key=int)
   divergent = "divergent_accuracy" in first
-  head = ["method", "held-out acc"]
+  head = ["method", "held-out acc", "NLL", "ECE"]
   if divergent:
     head += ["divergent acc"] + [f"div. acc group {g}" for g in groups]
   elif 1 < len(groups) <= MAX_GROUP_COLUMNS:
@@ -43,7 +44,8 @@ def results_table(results: dict) -> str:
   head += ["worst group", "train s"]
   rows = [head, ["---"] * len(head)]
   for name, m in results["methods"].items():
-    row = [name, f"{m['heldout_accuracy']:.3f}"]
+    row = [name, f"{m['heldout_accuracy']:.3f}", f"{m.get('nll', np.nan):.3f}",
+           f"{m.get('ece', np.nan):.3f}"]
     if divergent:
       div = m.get("divergent_group_accuracy", {})
       row += [f"{m.get('divergent_accuracy', np.nan):.3f}"]
@@ -60,6 +62,8 @@ def results_table(results: dict) -> str:
     lines.append(f"\nBTL ceiling {results['btl_ceiling']:.3f}; shares {results['shares']}; "
                  f"{results['num_heldout_users']} held-out users, "
                  f"{results['eval_num_context']} context pairs each.")
+  if "adaptation" in results:
+    lines.append("\n" + adapt_report.text([results]))
   return "\n".join(lines)
 
 
@@ -88,7 +92,7 @@ def seeds_table(runs: list[dict]) -> str:
   # Where some targets were labelled in training (shared pools, real data), the accuracy on
   # the others too.
   unseen = first.get("num_unseen_targets", first["num_targets"]) != first["num_targets"]
-  head = ["method", "held-out acc"] + (["unseen-item acc"] if unseen else [])
+  head = ["method", "held-out acc", "NLL", "ECE"] + (["unseen-item acc"] if unseen else [])
   if divergent:
     head.append("divergent acc")
   if minority is not None:
@@ -99,7 +103,8 @@ def seeds_table(runs: list[dict]) -> str:
   lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
   for name in runs[0]["methods"]:
     ms = [r["methods"][name] for r in runs]
-    cells = [name, _stat([m["heldout_accuracy"] for m in ms])]
+    cells = [name, _stat([m["heldout_accuracy"] for m in ms]),
+             _stat([m.get("nll", np.nan) for m in ms]), _stat([m.get("ece", np.nan) for m in ms])]
     if unseen:
       cells.append(_stat([m["unseen_items_accuracy"] for m in ms]))
     if divergent:

@@ -22,6 +22,10 @@ STREAMS = (
     ("context",),       # each evaluated user's context pairs
     ("unseen",),        # shared pairs withheld from training users (unseen-items score)
     ("selection",),     # prompts and candidates of the egalitarian selection report
+    ("adapt",),         # each evaluated user's candidate pool and targets (vpl/adapt.py)
+    ("adapt", "predict"),  # VPL's samples of q(z) for predictions while adapting
+    # Each strategy's draws (vpl/strategies.py), the same for every method.
+    *(("adapt", "choose", s) for s in ("random", "info_gain", "variance", "dopt", "entropy")),
 )
 
 

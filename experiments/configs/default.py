@@ -115,6 +115,23 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.eval.selection.num_reference = 1000  # states the scaling compares against
   c.eval.selection.tau = 0.1  # soft-min temperature
 
+  # Asking a new user (vpl/adapt.py; docs/methods.md, 'Asking a new user'): each evaluated
+  # user's pairs split once into a pool of pool_size candidates and >= min_targets fixed
+  # targets; scored after 0, 1, 2, ... answers. Each method runs `random` and the strategies
+  # that apply to it (vpl/strategies.py: info_gain, variance: vpl; dopt: pref; entropy:
+  # maxmin). batch_size k > 1 asks k questions per round (one sitting); num_samples: samples
+  # of VPL's q(z) for information gain and the predictive; predictive: samples (E_q sigma) |
+  # mean (sigma at z = E_q[z]).
+  c.adapt = ml_collections.ConfigDict()
+  c.adapt.enabled = False
+  c.adapt.pool_size = 64
+  c.adapt.min_targets = 16
+  c.adapt.budgets = (0, 1, 2, 4, 8, 16)
+  c.adapt.strategies = ("random", "info_gain", "variance", "dopt", "entropy")
+  c.adapt.batch_size = 1
+  c.adapt.num_samples = 64
+  c.adapt.predictive = "samples"
+
   # Streaming (vpl/data/streaming.py): training batches are read from the TFDS array_record
   # data set of (data.source, data.kwargs, seed) in data_dir, built by
   # experiments/build_datasets.py, instead of holding the training pool on the device.
