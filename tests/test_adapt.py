@@ -139,6 +139,7 @@ def adapted(tmp_path_factory):
   from experiments.configs import tiny
   config = edited(tiny.get_config(), **{
       "methods": ("btl", "vpl", "pref", "maxmin"), "maxmin.steps_per_round": 50,
+      "train.num_steps": 100,
       "maxmin.restarts": 1, "maxmin.max_rounds": 2, "eval.reward_maps": False,
       "adapt.enabled": True, "adapt.pool_size": 8, "adapt.min_targets": 8,
       "adapt.budgets": BUDGETS, "adapt.num_samples": 16})

@@ -175,39 +175,3 @@ def test_streaming_errors(config):
                              jax.random.key(0), num_steps=20, steps_per_call=10)
   with pytest.raises(ValueError, match="steps_per_call steps at a time"):
     reader.chunk(0, 5)
-
-
-@pytest.mark.slow
-def test_memory_figure(tiny_config, tmp_path):
-  """Host memory of streaming training against the size of the training split.
-
-  `pytest -s -m slow tests/test_streaming.py` prints the figures the README quotes.
-  """
-  import time
-  import tracemalloc
-  kwargs = dict(num_users=2000, pairs_per_user=32, dim=64)
-  tfds_builders.build(tfds_builders.make_config("pets", kwargs, 0), str(tmp_path))
-  c = edited(tiny_config, **{"data.source": "pets", "data.kwargs": kwargs, "train.num_steps": 100,
-                             "eval.unseen_fraction": 0.0,
-                             "train.steps_per_call": 10, "train.checkpoint_every": 50,
-                             "streaming.enabled": True, "streaming.data_dir": str(tmp_path)})
-  disk = streaming.build(c)
-  split_bytes = int(disk.train.pairs_per_user.sum()) * (2 * 64 * 4 + 4)  # a, b, label
-  method = methods.make_method("vpl", c)
-
-  def trace(step):  # From the end of the first chunk: compilation is over, reading goes on.
-    if step == 10:
-      tracemalloc.start()
-
-  start = time.perf_counter()
-  train.fit(method, c, disk.train, ckpt_dir=str(tmp_path / "ckpt"), on_chunk=trace)
-  seconds = time.perf_counter() - start
-  _, peak = tracemalloc.get_traced_memory()
-  tracemalloc.stop()
-  chunk_bytes = 10 * 16 * 8 * (2 * 64 * 4 + 4)  # steps x sets x pairs x (a, b, label)
-  print(f"\ntraining split: {disk.train.num_users} users, {disk.train.pairs_per_user.sum()} "
-        f"pairs, {split_bytes / 2**20:.1f} MiB of a, b, label; one chunk "
-        f"{chunk_bytes / 2**20:.2f} MiB; streaming fit of 100 steps ({seconds:.1f} s): host "
-        f"peak after the first chunk {peak / 2**20:.1f} MiB (tracemalloc)")
-  # Chunks in flight, their decoded records and a checkpoint save; not the split.
-  assert peak < split_bytes / 2
