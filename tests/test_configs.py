@@ -43,7 +43,7 @@ def test_every_config_file_is_covered():
 @pytest.mark.parametrize("name, arg", VARIANTS)
 def test_config_loads_locked_and_builds(name, arg):
   module = importlib.import_module(f"experiments.configs.{name}")
-  # The docstring states the command, runtime and expected result (STYLE.md).
+  # The docstring states the command, runtime and expected result (the house convention).
   for heading in ("Command:", "Runtime:", "Expected:"):
     assert heading in module.__doc__, heading
   config = module.get_config(arg) if arg is not None else module.get_config()
