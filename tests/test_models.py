@@ -25,7 +25,7 @@ def _context(seed=0, soft=False):
 MASK = np.array([[1, 1, 1, 1, 1, 1], [1, 0, 1, 1, 0, 0], [0, 0, 1, 0, 1, 0]], bool)
 
 
-@pytest.fixture(scope="module", params=["mean", "attention"])
+@pytest.fixture(scope="module", params=["mean", "attention", "bayes"])
 def encoder(request):
   return SetEncoder(D, (16, 16), 8, L, pooling=request.param, num_heads=2, rngs=nnx.Rngs(0))
 
@@ -67,6 +67,30 @@ def test_encoder_ignores_masked_out_pairs(encoder):
                               label[row:row + 1, keep])
     np.testing.assert_allclose(mu_r[0], mu[row], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(log_var_r[0], log_var[row], rtol=1e-5, atol=1e-6)
+
+
+def test_bayes_pooling_multiplies_gaussian_factors_and_shrinks_with_each_pair():
+  enc = SetEncoder(D, (16, 16), 8, L, pooling="bayes", rngs=nnx.Rngs(0))
+  rng = np.random.default_rng(0)
+  a, b = (rng.normal(size=(1, 6, D)).astype(np.float32) for _ in range(2))
+  y = (rng.random((1, 6)) < 0.5).astype(np.float32)
+  variances = []
+  for n in range(7):  # 0 .. 6 real pairs
+    mask = (np.arange(6) < n)[None]
+    _, log_var = enc(a, b, y, mask)
+    variances.append(np.exp(np.asarray(log_var))[0])
+  np.testing.assert_allclose(variances[0], 1.0)  # no pair: the prior N(0, I)
+  assert all((later < earlier).all() for earlier, later in zip(variances, variances[1:]))
+  # By hand: precision 1 + sum of the pairs' precisions, mean = weighted mean over it.
+  h = enc.pair(np.concatenate([np.where(y[..., None] > 0.5, a, b),
+                               np.where(y[..., None] > 0.5, b, a), np.abs(2 * y - 1)[..., None]],
+                              -1))
+  mu_i, log_prec_i = np.split(np.asarray(enc.head(h)), 2, axis=-1)
+  prec_i = np.exp(np.clip(log_prec_i, -10, 10))
+  mu, log_var = enc(a, b, y)
+  np.testing.assert_allclose(np.exp(-np.asarray(log_var)), 1 + prec_i.sum(1), rtol=1e-5)
+  np.testing.assert_allclose(mu, (prec_i * mu_i).sum(1) / (1 + prec_i.sum(1)), rtol=1e-4,
+                             atol=1e-6)
 
 
 def test_encoder_depends_on_the_real_pairs(encoder):
@@ -159,7 +183,7 @@ def test_btl_and_mlp_shapes():
 
 
 def test_bad_encoder_arguments_raise():
-  with pytest.raises(ValueError, match=r"model.pooling = 'max'"):
+  with pytest.raises(ValueError, match=r"model.pooling = 'max'; choose 'mean', 'attention' or"):
     SetEncoder(D, (8,), 8, L, pooling="max", rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match=r"model.embed_dim = 10 .*model.num_heads = 4"):
     SetEncoder(D, (8,), 10, L, pooling="attention", num_heads=4, rngs=nnx.Rngs(0))

@@ -46,4 +46,7 @@ def get_config(arg: str = "task=didactic"):
   return configs.with_overrides(default.get_config(), {
       "methods": compare.METHODS, "data.source": preset.generator, "data.kwargs": kwargs,
       "maxmin.num_clusters": preset.num_groups, "pref.num_bases": max(preset.num_groups, 2),
-      "adapt.enabled": True, **ten_goals})
+      # VPL's encoder multiplies one Gaussian factor per answered pair with the prior, so its
+      # posterior narrows with every answer (a mean over the answers cannot: docs/results.md,
+      # 'Asking a new user', measured both ways).
+      "model.pooling": "bayes", "adapt.enabled": True, **ten_goals})

@@ -36,7 +36,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.model.hidden = (64, 64)
   c.model.embed_dim = 64
   c.model.latent_dim = 8
-  c.model.pooling = "mean"  # or "attention"
+  c.model.pooling = "mean"  # or "attention", or "bayes" (variance shrinks with each pair)
   c.model.num_heads = 4
   c.model.learned_prior = False
   # product: r = <phi(s), psi(z)> | concat: r = MLP([s, z]) (the paper's). With free bits,

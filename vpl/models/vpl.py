@@ -34,14 +34,21 @@ class SetEncoder(nnx.Module):
   flipping the label gives the same embedding, so no pair order is assumed, and g runs once
   per pair.
   Pooling is a mean over the set, optionally after one self-attention layer (the paper's LLM
-  variant); neither uses positions, so the set's order does not matter.
+  variant); neither uses positions, so the set's order does not matter. `bayes` pooling
+  instead gives every pair its own Gaussian factor (a mean and a precision per latent
+  dimension) and multiplies them with the N(0, I) prior: precision = 1 + sum of the pairs'
+  precisions, mean = their precision-weighted mean over that total (Bayesian context
+  aggregation, Volpp et al., ICLR 2021). Each answered pair then adds precision, so the
+  posterior variance shrinks with every answer, which a mean cannot do (it does not know
+  how many pairs it averaged).
   """
 
   def __init__(self, feature_dim: int, hidden: Sequence[int], embed_dim: int,
                latent_dim: int, *, pooling: str = "mean", num_heads: int = 4,
                rngs: nnx.Rngs):
-    if pooling not in ("mean", "attention"):
-      raise ValueError(f"model.pooling = {pooling!r}; choose 'mean' or 'attention'.")
+    if pooling not in ("mean", "attention", "bayes"):
+      raise ValueError(f"model.pooling = {pooling!r}; choose 'mean', 'attention' or 'bayes'.")
+    self.bayes = pooling == "bayes"
     self.pair = MLP(2 * feature_dim + 1, hidden, embed_dim, rngs=rngs)
     # nnx.data: attention is a submodule or None; a plain None would make the attribute
     # static, and assigning the module below would then raise.
@@ -67,6 +74,14 @@ class SetEncoder(nnx.Module):
       if mask_BxN is not None:
         attn_mask = nnx.make_attention_mask(mask_BxN, mask_BxN)
       h_BxNxH = h_BxNxH + self.attention(h_BxNxH, mask=attn_mask)
+    if self.bayes:
+      # Per pair: a mean and a log-precision; products of Gaussians with the N(0, I) prior.
+      mu_BxNxL, log_prec_BxNxL = jnp.split(self.head(h_BxNxH), 2, axis=-1)
+      w_BxNx1 = (jnp.ones(h_BxNxH.shape[:2], h_BxNxH.dtype) if mask_BxN is None
+                 else mask_BxN.astype(h_BxNxH.dtype))[..., None]
+      prec_BxNxL = jnp.exp(jnp.clip(log_prec_BxNxL, -10.0, 10.0)) * w_BxNx1
+      total_BxL = 1.0 + prec_BxNxL.sum(1)
+      return (prec_BxNxL * mu_BxNxL).sum(1) / total_BxL, -jnp.log(total_BxL)
     mu_BxL, log_var_BxL = jnp.split(self.head(masked_mean(h_BxNxH, mask_BxN)), 2, axis=-1)
     return mu_BxL, log_var_BxL
 
@@ -108,6 +123,10 @@ class VPLModel(nnx.Module):
                latent_dim: int, pooling: str = "mean", num_heads: int = 4,
                learned_prior: bool = False, decoder: str = "concat", rngs: nnx.Rngs):
     self.latent_dim = latent_dim
+    if pooling == "bayes" and learned_prior:
+      raise ValueError("model.pooling = 'bayes' multiplies the pairs' factors with the N(0, I) "
+                       "prior; it cannot be combined with model.learned_prior = True. Set one "
+                       "of them off.")
     self.encoder = SetEncoder(feature_dim, hidden, embed_dim, latent_dim, pooling=pooling,
                               num_heads=num_heads, rngs=rngs)
     if decoder == "concat":
