@@ -11,18 +11,18 @@ Tasks:    didactic, navigation2, navigation10, pets, ufp2, ufp4, unimodal (prese
           vpl/data/tasks.py), each with 96 pairs per user so that every held-out user has a
           pool of 64 candidate pairs and 32 fixed targets; the methods, MaxMin's K and PReF's
           J as in compare.py (navigation10 also takes navigation.py's ten-goal settings).
-Runtime:  (2-core CPU, shared with other jobs; training included) ufp4 349 s and
-          navigation10 486 s for 3 seeds, didactic at temperature=0.1 130 s for 3 seeds; the
-          questions take 1-11 s per method and strategy (adaptation_info.seconds).
+Runtime:  (2-core CPU; training included) ufp4 198 s and navigation10 387 s for 3 seeds,
+          didactic at temperature=0.1 141 s; the questions take 1-11 s per method and
+          strategy (adaptation_info.seconds).
 Expected: (seeds 0-2, docs/results.md 'Asking a new user') results.json's
           `adaptation[method][strategy][str(budget)]` = accuracy, nll, ece, brier,
           posterior_spread, bayes_oracle_accuracy; adaptation.png and reliability.png.
-          ufp4: VPL 0.815 / 0.943 / 0.975 at 2 / 4 / 8 random questions, 0.888 / 0.959 /
-          0.975 with information gain; PReF 0.921 at 8 random, 0.942 at 8 D-optimal, 0.941 at
-          16 random; MaxMin 0.989 from 2 entropy-chosen questions. navigation10: VPL 0.956 at
-          4 information-gain questions against 0.928 at 8 random. VPL's variance rule is
-          worse than random. didactic,temperature=0.1: VPL ECE 0.011, NLL within 0.005 nats
-          of the Bayes oracle's.
+          ufp4: VPL 0.931 / 0.967 at 4 / 8 random questions, 0.968 at 4 information-gain
+          ones; PReF 0.941 at 16 random, 0.942 at 8 D-optimal; MaxMin 0.989 from 2
+          entropy-chosen questions. navigation10: VPL 0.949 at 4 information-gain questions
+          against 0.928 at 8 random. VPL's posterior spread shrinks with every answer (ufp4:
+          1, 0.630, 0.445, 0.276, 0.158, 0.085). didactic,temperature=0.1: VPL ECE 0.011, NLL
+          within 0.009 nats of the Bayes oracle's.
 """
 
 from experiments.configs import args, compare, default, navigation
