@@ -150,10 +150,7 @@ def prepare(method: Method, config: ml_collections.ConfigDict, data: TrainingDat
   """Initialises the state on the mesh and jits the steps for in-memory or streamed data."""
   t = config.train
   mesh = make_mesh(method)
-  if isinstance(data, StreamingData):
-    data.check_enough_pairs(method.min_pairs_per_user, method.min_pairs_source)
-  else:
-    check_enough_pairs(data, method.min_pairs_per_user, method.min_pairs_source)
+  check_enough_pairs(data, method.min_pairs_per_user, method.min_pairs_source)
   tx = make_optimizer(config.optim, t.num_steps)
   graphdef, state = init_state(method, data.feature_dim, init_seed(config, method.name), tx,
                                initialize)

@@ -169,8 +169,12 @@ def split_users(data: UserComparisons, heldout_fraction: float,
       np.flatnonzero(is_heldout))
 
 
-def check_enough_pairs(data: UserComparisons, needed: int, what: str) -> None:
-  """Raises when any user has fewer than `needed` pairs."""
+def check_enough_pairs(data, needed: int, what: str) -> None:
+  """Raises when any user has fewer than `needed` pairs.
+
+  `data` is anything with `pairs_per_user` and `user_id` `[U]`: `UserComparisons`, or the
+  streamed training users of `vpl.data.streaming.StreamingData`.
+  """
   counts = data.pairs_per_user
   short = np.flatnonzero(counts < needed)
   if short.size:

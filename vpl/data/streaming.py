@@ -125,6 +125,10 @@ class StreamingData:
   def pairs_per_user(self) -> np.ndarray:
     return user_counts(self.opened.index)[self.users]
 
+  @property
+  def user_id(self) -> np.ndarray:
+    return self.opened.index["user_id"][self.users]
+
   def index_pool(self) -> Batch:
     """The sampler's pool with row numbers in place of features (`a`, `b`, `label` `[U, K]`).
 
@@ -142,17 +146,6 @@ class StreamingData:
     rows = np.where(mask, index["rows"][where], 0).astype(np.int32)
     return dict(a=rows, b=rows, label=rows, mask=mask,
                 valid_flat=np.flatnonzero(mask.reshape(-1)).astype(np.int32))
-
-  def check_enough_pairs(self, needed: int, what: str) -> None:
-    """Raises when a training user has fewer than `needed` pairs (as in memory)."""
-    counts = self.pairs_per_user
-    short = np.flatnonzero(counts < needed)
-    if short.size:
-      user = self.opened.index["user_id"][self.users[short[0]]]
-      raise ValueError(
-          f"{short.size} user(s) have fewer pairs than {what} needs ({needed}); e.g. user "
-          f"{user} has {counts[short[0]]}. Lower the context size or the number of targets, "
-          f"or filter such users out before building.")
 
   def reader(self, sample_batch: Sampler, method_key: jax.Array, *, num_steps: int,
              steps_per_call: int, sharding=None) -> "ChunkReader":
