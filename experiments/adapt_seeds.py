@@ -12,17 +12,16 @@ at the largest budget), DIR/summary.json and DIR/adaptation.png (mean and band o
 import os
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
+from experiments import cli
 from vpl import adapt_plots, adapt_report, report
 from vpl.experiment import run_seeds
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Base directory; seed N runs in DIR/seed_N.", required=True)
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to run.")
-config_flags.DEFINE_config_file("config", "experiments/configs/adapt.py",
-                                "Config file[:arg] with adapt.enabled, as in experiments.main.",
-                                lock_config=True)
+cli.define_config("experiments/configs/adapt.py",
+                   "Config file[:arg] with adapt.enabled, as in experiments.main.")
 
 
 def main(argv):

@@ -14,15 +14,14 @@ import os
 import time
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
+from experiments import cli
 from vpl.data import tfds_builders
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory the data sets are built into.", required=True)
 flags.DEFINE_list("datasets", [], f"Named data sets, or 'all': {sorted(tfds_builders.DATASETS)}.")
-config_flags.DEFINE_config_file("config", None, "Experiment config whose data set to build.",
-                                lock_config=True)
+cli.define_config(None, "Experiment config whose data set to build.")
 
 
 def configs_to_build() -> list[tfds_builders.ComparisonsConfig]:

@@ -9,17 +9,16 @@ command again on the same workdir resumes from the last checkpoints.
 import logging as std_logging
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
+from experiments import cli
 from vpl import distributed
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for config, metrics, checkpoints, results.",
                     required=True)
-config_flags.DEFINE_config_file(
-    "config", "experiments/configs/default.py",
+cli.define_config("experiments/configs/default.py",
     "Config file, optionally with ':arg' (e.g. experiments/configs/navigation.py:goals=10); "
-    "fields are overridden with --config.group.field=value.", lock_config=True)
+    "fields are overridden with --config.group.field=value.")
 # Multi-process runs (launch/README.md): one process per host, all with the same command.
 flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
                   "auto: start jax.distributed when the coordinator flags are given or a "

@@ -9,8 +9,8 @@ to DIR/summary.md.
 
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
+from experiments import cli
 from vpl import report
 from vpl.experiment import run_seeds
 
@@ -18,8 +18,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Base directory; seed N runs in DIR/seed_N.", required=True)
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to run.")
 flags.DEFINE_bool("check_headline", None, "Check the 51/49 claims (default: for didactic).")
-config_flags.DEFINE_config_file("config", "experiments/configs/default.py",
-                                "Config file[:arg], as in experiments.main.", lock_config=True)
+cli.define_config("experiments/configs/default.py",
+                   "Config file[:arg], as in experiments.main.")
 
 
 def main(argv):

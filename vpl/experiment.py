@@ -1,7 +1,8 @@
 """`train_and_evaluate(config, workdir)`: the one entry point for the CLI, tests and notebooks.
 
 The workdir ends up holding `config.json`, `metrics.jsonl`, `checkpoints/<method>/`,
-`results.json`, `results.md` and `reward_maps.png` (for 2-D tasks); with `adapt.enabled`,
+`results.json`, `results.md`, `data_fingerprint.json` (what the run was trained on; a resume
+on other data is refused) and `reward_maps.png` (for 2-D tasks); with `adapt.enabled`,
 results.json's `adaptation` section (`vpl/adapt.py`), `adaptation.png` and
 `reliability.png`. Running the same command again on the same workdir resumes every method
 from its latest checkpoint.
@@ -16,11 +17,13 @@ from typing import Callable, Optional, Sequence
 import jax
 import ml_collections
 
-from vpl import adapt, distributed, evaluate, methods, report, seeding, selection, train
-from vpl.data import sources, streaming
+from vpl import (adapt, config_checks, distributed, evaluate, methods, report, seeding,
+                 selection, train)
+from vpl.data import fingerprint, sources, streaming
 from vpl.data.comparisons import UserComparisons
+from vpl.workdir import lock as lock_workdir
 
-
+DATA_FINGERPRINT = "data_fingerprint.json"
 build_task = sources.build_task  # the synthetic task a config names (tests, notebooks)
 
 
@@ -37,6 +40,28 @@ def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
   if jax.process_index() == 0:  # Written whole then renamed: other processes read it.
     with open(path + ".tmp", "w") as f:
       f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def check_data(workdir: str, config: ml_collections.ConfigDict,
+               exp: sources.ExperimentData, *, write: bool) -> None:
+  """Refuses a workdir whose run was trained on other data than `config` builds now.
+
+  The fingerprint (`vpl/data/fingerprint.py`) is written to `workdir/data_fingerprint.json`
+  when the run starts (`write`); a run of an older version without one is not checked.
+  """
+  path = os.path.join(workdir, DATA_FINGERPRINT)
+  now = fingerprint.of_experiment(sources.input_files(config), exp)
+  if os.path.exists(path):
+    with open(path) as f:
+      changed = fingerprint.difference(json.load(f), now)
+    if changed:
+      raise ValueError(f"{workdir} was trained on other data: {changed}. Its checkpoints "
+                       f"and results belong to the old data. Restore the old data, or train "
+                       f"on the new data in a new --workdir (or delete {workdir}).")
+  elif write and jax.process_index() == 0:
+    with open(path + ".tmp", "w") as f:
+      json.dump(now, f, indent=2)
     os.replace(path + ".tmp", path)
 
 
@@ -72,10 +97,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   Returns:
     The results dict also written to `workdir/results.json`.
   """
-  os.makedirs(workdir, exist_ok=True)
+  config_checks.check(config)
+  # One run per workdir (vpl/workdir.py): a second start gets an error naming the holder.
+  with lock_workdir(workdir, jax.process_index()):
+    return _train_and_evaluate(config, workdir, on_chunk)
+
+
+def _train_and_evaluate(config, workdir, on_chunk) -> dict:
   _write_config(config, workdir)
   to_train = {name: methods.make_method(name, config) for name in config.methods}
   exp = experiment_data(config)
+  check_data(workdir, config, exp, write=True)
   if isinstance(exp.train, UserComparisons):  # every process must train on the same users
     distributed.check_same_on_all_processes(exp.train.arrays(), "the training data")
   task, train_data, heldout = exp.task, exp.train, exp.evaluated

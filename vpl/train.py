@@ -30,7 +30,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from vpl import metric_writers, seeding
-from vpl.checkpointing import Checkpointer
+from vpl.checkpointing import Checkpointer, NonFiniteState
 from vpl.data.comparisons import UserComparisons, check_enough_pairs
 from vpl.data.streaming import StreamingData
 from vpl.method import Batch, Method
@@ -202,11 +202,9 @@ class Session:
 
   def resume(self, like: Any) -> tuple[Optional[int], Any, dict]:
     """`(step, state, meta)` of the latest checkpoint, or `(None, like, {})` without one."""
-    step = self.ckpt.latest_step()
-    if step is None:
-      return None, like, {}
-    state, meta = self.ckpt.restore(step, like)
-    logging.info("%s: resumed from step %d", self.name, step)
+    step, state, meta = self.ckpt.restore_latest(like, quarantine=True)
+    if step is not None:
+      logging.info("%s: resumed from step %d", self.name, step)
     return step, state, meta
 
   def record(self, step: int, metrics: dict, *, first_step: int, num_steps: int,
@@ -217,9 +215,7 @@ class Session:
     if bad.size:
       raise FloatingPointError(
           f"{self.name}: loss became {loss.reshape(-1)[bad[0]]} at step "
-          f"{first_step + int(bad[0])}. Lower optim.learning_rate (now "
-          f"{self.config.optim.learning_rate}) or optim.grad_clip, or check the data for "
-          f"extreme feature values.")
+          f"{first_step + int(bad[0])}. {self._advice()}")
     row = {k: float(np.mean(v)) for k, v in metrics.items()}
     logging.info("%s step %d/%d  loss %.4f  %.0f steps/s  ETA %.0fs", self.name, step,
                  num_steps, row["loss"], steps_per_s,
@@ -227,7 +223,19 @@ class Session:
     self.writer.write(step, dict(steps_per_s=steps_per_s, **row, **(extra or {})))
 
   def save(self, step: int, state: Any, meta: dict) -> None:
-    self.ckpt.save(step, state, meta)
+    """Saves, or raises (saving nothing) when the state holds NaN or infinite values."""
+    try:
+      self.ckpt.save(step, state, meta)
+    except NonFiniteState as e:
+      last = self.ckpt.latest_step()
+      raise NonFiniteState(
+          f"{self.name}: {e} {self._advice()} The last good checkpoint is "
+          f"{'none' if last is None else f'step {last}'}.") from None
+
+  def _advice(self) -> str:
+    return (f"Lower optim.learning_rate (now {self.config.optim.learning_rate}) or "
+            f"optim.grad_clip, or check the data for extreme feature values; this workdir's "
+            f"config is fixed, so rerun with the change in a new --workdir.")
 
   def done(self, step: int) -> None:
     """End of a jitted call (after its checkpoint, if any): the `on_chunk` hook."""
@@ -272,6 +280,11 @@ def fit(method: Method, config: ml_collections.ConfigDict, data: TrainingData, *
       initialize = lambda model: init_info.update(method.initialize(model, data))
     prep = prepare(method, config, data, initialize=initialize)
     resumed_from, state, meta = session.resume(prep.state)
+    if resumed_from is None and not fresh and method.initialize is not None:
+      # Every saved step was damaged (and moved aside): a fresh start, initialised.
+      initialize = lambda model: init_info.update(method.initialize(model, data))
+      prep = prepare(method, config, data, initialize=initialize)
+      state = prep.state
     seconds_before = meta.get("train_seconds", 0.0)
     init_info = init_info or meta.get("init", {})
     start_step = step = int(state["step"])

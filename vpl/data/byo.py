@@ -54,10 +54,45 @@ def load(path: str, *, format: str = "auto") -> Rows:
   if not os.path.exists(path):
     raise ValueError(f"{path} does not exist; give the path of a comparisons file "
                      f"({', '.join(FORMATS)}).")
+  if os.path.isdir(path):
+    raise ValueError(f"{path} is a directory; give the path of one comparisons file "
+                     f"({', '.join(FORMATS)}) inside it.")
   kind = file_format(path, format)
+  _check_bytes(path, kind)
   columns, where = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet,
                     "npz": _read_npz}[kind](path)
   return to_rows(columns, path, where, kind)
+
+
+_MAGIC = {b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a zip archive (an NPZ?)",
+          b"PAR1": "a Parquet file", b"\x93NUMPY": "a NumPy .npy array",
+          b"BZh": "bzip2-compressed", b"\xfd7zXZ": "xz-compressed"}
+
+
+def _check_bytes(path: str, kind: str) -> None:
+  """Refuses a file whose bytes are not the format its name (or `format=`) says."""
+  with open(path, "rb") as f:
+    head = f.read(8)
+  what = next((w for m, w in _MAGIC.items() if head.startswith(m)), None)
+  expected = {"parquet": "a Parquet file", "npz": "a zip archive (an NPZ?)"}.get(kind)
+  if kind in ("parquet", "npz") and what != expected:
+    looks = what or ("text" if all(32 <= c < 127 or c in (9, 10, 13) for c in head)
+                     else f"bytes {head[:4]!r}")
+    raise ValueError(f"{path}: read as {kind} but it is not {expected} (it starts with "
+                     f"{looks}); rename it to its real extension or pass format=.")
+  if kind in ("csv", "jsonl"):
+    if what is not None:
+      raise ValueError(f"{path}: read as {kind} text but it is {what}; decompress or convert "
+                       f"it first (e.g. `gunzip` a .gz file), or name it by its format.")
+    with open(path, "rb") as f:
+      raw = f.read()
+    try:
+      raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+      line = raw.count(b"\n", 0, e.start) + 1
+      raise ValueError(f"{path}: line {line} is not UTF-8 text (byte {raw[e.start]:#04x} at "
+                       f"offset {e.start}); save the file as UTF-8 (e.g. `iconv -f latin1 -t "
+                       f"utf-8`).") from None
 
 
 # --- readers: each returns (columns: name -> per-row values, where: row index -> location).
@@ -140,8 +175,13 @@ def _read_jsonl(path: str):
 
 
 def _read_parquet(path: str):
+  import pyarrow as pa
   import pyarrow.parquet as pq  # Only for Parquet files.
-  table = pq.read_table(path)
+  try:
+    table = pq.read_table(path)
+  except (pa.ArrowException, OSError) as e:
+    raise ValueError(f"{path}: not a readable Parquet file ({e}); it may be truncated. "
+                     f"Write it again (e.g. pandas DataFrame.to_parquet).") from None
   dup = _duplicates(table.column_names)
   if dup:
     raise ValueError(f"{path}: the column(s) {dup} appear more than once; each field is one "
@@ -152,8 +192,23 @@ def _read_parquet(path: str):
 
 
 def _read_npz(path: str):
-  with np.load(path, allow_pickle=False) as npz:
-    columns = {name: npz[name] for name in npz.files}
+  import zipfile
+  import zlib
+  columns = {}
+  try:
+    with np.load(path, allow_pickle=False) as npz:
+      for name in npz.files:
+        try:
+          columns[name] = npz[name]
+        except ValueError as e:
+          if "allow_pickle" not in str(e):
+            raise
+          raise ValueError(f"{path}: array {name!r} is an object array, which would need "
+                           f"pickle to read (refused); save numbers or strings, e.g. "
+                           f"np.asarray(x, dtype=np.float32) or dtype=str.") from None
+  except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
+    raise ValueError(f"{path}: not a readable NPZ file ({type(e).__name__}: {e}); it may be "
+                     f"truncated. Write it again with np.savez.") from None
   if not columns or all(v.size == 0 for v in columns.values()):
     raise ValueError(f"{path}: the file is empty; save arrays user_id [N], a [N, D], b [N, D], "
                      f"label [N] (np.savez).")

@@ -61,6 +61,13 @@ def _matrix(values, path: str, where, field: str) -> np.ndarray:
       k = int(np.flatnonzero(flat.is_null().to_numpy(zero_copy_only=False))[0])
       raise _cell_error(path, where, k // widths[0], f"{field}[{k % widths[0]}]", None,
                         "a missing value", "Impute it or remove the row.")
+    import pyarrow as pa
+    if not (pa.types.is_integer(flat.type) or pa.types.is_floating(flat.type)):
+      for k, v in enumerate(flat.to_pylist()):
+        if not isinstance(v, (int, float)):
+          raise _cell_error(path, where, k // widths[0], f"{field}[{k % widths[0]}]", v,
+                            f"a {flat.type} value, not a number",
+                            "Store the features as numbers (a list<float> column).")
     return flat.to_numpy(zero_copy_only=False).astype(np.float64).reshape(len(col), widths[0])
   if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
     if values.ndim != 2:
@@ -103,7 +110,14 @@ def _codes(values, path: str, where, field: str, fix: str
     raise _cell_error(path, where, i, field, values[i], "a missing value", fix)
   text = [str(v).strip() for v in values.tolist()]
   if all(re.fullmatch(r"-?\d+(\.0*)?", t) for t in text):
-    return np.array([int(float(t)) for t in text], np.int64), None
+    ids = [int(t.split(".")[0]) for t in text]  # exact: no float rounding of long ids
+    big = [i for i, v in enumerate(ids) if not -2**63 <= v < 2**63]
+    if big:
+      raise _cell_error(path, where, big[0], field, text[big[0]],
+                        "an integer too large for a 64-bit id",
+                        "Use ids below 2**63, or write them as names (e.g. prefix a letter: "
+                        "names are mapped to integer codes).")
+    return np.array(ids, np.int64), None
   names = tuple(sorted(set(text)))
   index = {n: k for k, n in enumerate(names)}
   return np.array([index[t] for t in text], np.int64), names
@@ -134,6 +148,9 @@ def to_rows(columns: dict, path: str, where: Callable[[int], str], kind: str) ->
       raise ValueError(f"{path}: no {name!r} field; every comparison needs {FIELDS}.")
   a, names_a = _features(columns, path, where, "a")
   b, names_b = _features(columns, path, where, "b")
+  if a.shape[1] == 0 or b.shape[1] == 0:
+    raise ValueError(f"{path}: option {'a' if a.shape[1] == 0 else 'b'} has no features "
+                     f"(empty lists in every row); give each option at least one feature.")
   if a.shape[1] != b.shape[1]:
     raise ValueError(f"{path}: option a has {a.shape[1]} features per row but b has "
                      f"{b.shape[1]}; both options need the same features (pad or re-embed).")

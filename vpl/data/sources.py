@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from vpl import seeding
-from vpl.data import byo, ecdat, movielens, pairs, tasks
+from vpl.data import byo, ecdat, movielens, packaged, pairs, tasks
 from vpl.data.comparisons import (UserComparisons, split_context_target, split_temporal,
                                   split_users, temporal_num_targets)
 from vpl.data.labelling import Task
@@ -34,6 +34,14 @@ LOADERS: dict[str, Callable[..., Rows]] = {
     "movielens100k": movielens.load_100k,
     "movielens_small": movielens.load_small,
     "byo": byo.load,
+}
+# The files each real source reads (their size and hash go into the run's data fingerprint).
+INPUT_FILES: dict[str, Callable[[dict], list[str]]] = {
+    "ecdat_train": lambda kwargs: [packaged.rdataset_file("Ecdat", "Train")],
+    "movielens100k": lambda kwargs: [packaged.recbole_file("ml-100k", s)
+                                     for s in ("inter", "item", "user")],
+    "movielens_small": lambda kwargs: [packaged.rdataset_file("dslabs", "movielens")],
+    "byo": lambda kwargs: [kwargs["path"]],
 }
 SPLITS = ("users", "validation", "temporal")
 NO_GENERATOR = {
@@ -81,6 +89,12 @@ class ExperimentData:
   info: dict
 
 
+def input_files(config: ml_collections.ConfigDict) -> list[str]:
+  """The files `build(config)` reads (none for a synthetic task)."""
+  source = config.data.source
+  return [] if source not in INPUT_FILES else INPUT_FILES[source](config.data.kwargs.to_dict())
+
+
 def _check_choice(value: str, field: str, choices) -> None:
   if value not in choices:
     raise ValueError(f"{field} = {value!r}; choose one of {choices}.")
@@ -93,11 +107,22 @@ def split_seeds(seed: int, split: str) -> list[int]:
 
 
 def _split_users(config, data: UserComparisons):
+  seeds = split_seeds(config.seed, config.eval.split)
+  if data.num_users < len(seeds) + 1:
+    raise ValueError(
+        f"data.source = {config.data.source!r} has {data.num_users} user(s) after filtering; "
+        f"eval.split = {config.eval.split!r} needs at least {len(seeds) + 1} (training and "
+        f"evaluated users are different people). Add users, or score each user's latest "
+        f"answers with eval.split = 'temporal' (needs timestamps).")
   train, heldout = data, None
-  for seed in split_seeds(config.seed, config.eval.split):
+  for seed in seeds:
     # Validation users come from the training users only: the held-out users stay unseen by
     # any choice made while tuning.
     train, heldout = split_users(train, config.data.heldout_fraction, seed)
+    if not train.num_users:
+      raise ValueError(f"data.source = {config.data.source!r}: no training user is left "
+                       f"once each group gives one evaluated user ({data.num_users} users); "
+                       f"add users to the groups.")
   return train, heldout
 
 

@@ -96,17 +96,16 @@ def make(config: ml_collections.ConfigDict) -> Method:
     graphdef, params = nnx.split(model)
     ckpt = Checkpointer(ckpt_dir)
     try:
-      step = ckpt.latest_step() if step is None else step
+      zeros = nnx.to_pure_dict(params)
+      like = lambda meta: dict(params=zeros, best=zeros, gamma=np.zeros(
+          (meta["num_users"], mm.num_clusters), np.float32))
+      # A damaged step is logged and the newest readable one before it is used.
+      step, state, meta = ckpt.restore_latest(like, quarantine=False, step=step)
       if step is None:
-        raise ValueError(f"{ckpt_dir} holds no maxmin checkpoint; train first.")
-      meta = ckpt.restore_meta(step)
+        raise ValueError(f"{ckpt_dir} holds no readable maxmin checkpoint; train first.")
       if not meta.get("finished"):
         raise ValueError(f"{ckpt_dir} step {step} is mid-EM (restart {meta.get('restart')}, "
                          f"round {meta.get('round')}); rerun the experiment to finish it.")
-      zeros = nnx.to_pure_dict(params)
-      like = dict(params=zeros, best=zeros,
-                  gamma=np.zeros((meta["num_users"], mm.num_clusters), np.float32))
-      state, _ = ckpt.restore(step, like)
     finally:
       ckpt.close()
     return nnx.merge(graphdef, jax.device_get(state["best"])), step

@@ -1,0 +1,144 @@
+"""Every config value checked in one place, before anything is built. Imports no JAX.
+
+`check(config)` raises a ValueError naming the field, the value, the rule and the fix for
+the first field that breaks its rule. `vpl.experiment.train_and_evaluate` and
+`vpl.analysis.load_run` call it first; fields a config does not have are not checked, so
+configs of older runs still load.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import ml_collections
+
+Rule = tuple[Callable[[Any], bool], str]
+
+
+def _int(lo: int) -> Rule:
+  return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo,
+          f"an integer >= {lo}")
+
+
+def _int_or_auto(lo: int) -> Rule:
+  ok, what = _int(lo)
+  return (lambda v: v == "auto" or ok(v)), f"{what} or 'auto'"
+
+
+def _num(lo: float, *, strict: bool = False, hi: float = math.inf,
+         hi_strict: bool = False) -> Rule:
+  def ok(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+      return False
+    return (v > lo if strict else v >= lo) and (v < hi if hi_strict else v <= hi)
+  bounds = f"{'>' if strict else '>='} {lo}" + (
+      "" if hi == math.inf else f" and {'<' if hi_strict else '<='} {hi}")
+  return ok, f"a finite number {bounds}"
+
+
+def _choice(*choices: str) -> Rule:
+  return (lambda v: v in choices), f"one of {list(choices)}"
+
+
+def _ints(lo: int) -> Rule:
+  one, what = _int(lo)
+  return (lambda v: isinstance(v, (list, tuple)) and all(map(one, v)),
+          f"a list of integers >= {lo}")
+
+
+RULES: dict[str, Rule] = {
+    "seed": _int(0),
+    "data.heldout_fraction": _num(0, strict=True, hi=1, hi_strict=True),
+    "model.hidden": _ints(1),
+    "model.embed_dim": _int(1),
+    "model.latent_dim": _int(1),
+    "model.num_heads": _int(1),
+    "model.pooling": _choice("mean", "attention", "bayes"),
+    "model.decoder": _choice("product", "concat"),
+    "loss.beta": _num(0),
+    "loss.beta_schedule": _choice("constant", "warmup", "cyclical"),
+    "loss.warmup_steps": _int(0),
+    "loss.cycles": _int(1),
+    "loss.free_bits": _num(0),
+    "loss.target_mode": _choice("disjoint", "context", "both"),
+    "optim.learning_rate": _num(0, strict=True),
+    "optim.warmup_steps": _int(0),
+    "optim.weight_decay": _num(0),
+    "optim.grad_clip": _num(0, strict=True),
+    "train.num_steps": _int(1),
+    "train.steps_per_call": _int(1),
+    "train.checkpoint_every": _int(1),
+    "train.batch_sets": _int(1),
+    "train.num_context": _int(1),
+    "train.min_context": _int(0),
+    "train.num_targets": _int(1),
+    "dpl.num_atoms": _int(2),
+    "dpl.entropy_coef": _num(0),
+    "pref.num_bases": _int_or_auto(1),
+    "pref.l2": _num(0),
+    "pref.newton_steps": _int(1),
+    "pref.prior": _choice("empirical", "isotropic"),
+    "pref.prior_ridge": _num(0),
+    "pref.svd_rounds": _int(0),
+    "pref.prefit_steps": _int(0),
+    "maxmin.num_clusters": _int_or_auto(1),
+    "maxmin.em": _choice("hard", "soft"),
+    "maxmin.init": _choice("kmeans", "random", "round_robin"),
+    "maxmin.restarts": _int(1),
+    "maxmin.max_rounds": _int(1),
+    "maxmin.tol": _num(0),
+    "maxmin.steps_per_round": _int(1),
+    "maxmin.pairs_per_step": _int(1),
+    "eval.num_context": _int(0),
+    "eval.split": _choice("users", "validation", "temporal"),
+    "eval.unseen_fraction": _num(0, hi=1, hi_strict=True),
+    "adapt.pool_size": _int(1),
+    "adapt.min_targets": _int(1),
+    "adapt.budgets": _ints(0),
+    "adapt.batch_size": _int(1),
+    "adapt.num_samples": _int(1),
+    "adapt.predictive": _choice("samples", "mean"),
+    "streaming.read_threads": _int(1),
+    "streaming.prefetch_chunks": _int(1),
+}
+# Why a value is refused, where the rule alone does not say it.
+WHY = {
+    "train.num_steps": "a run without training steps would score untrained models",
+    "loss.beta": "a negative KL weight rewards a posterior far from the prior",
+    "optim.learning_rate": "a learning rate <= 0 does not descend the loss",
+    "model.latent_dim": "a zero-size latent cannot be learned or checkpointed",
+}
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str):
+  node = config
+  for part in dotted.split("."):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      return _MISSING
+    node = node[part]
+  return node
+
+
+_MISSING = object()
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError for the first field of `config` that breaks its rule."""
+  for field, (ok, what) in RULES.items():
+    value = _get(config, field)
+    if value is _MISSING or ok(value):
+      continue
+    why = f" ({WHY[field]})" if field in WHY else ""
+    raise ValueError(f"config {field} = {value!r} is not valid{why}: it must be {what}. Set "
+                     f"--config.{field}=... (or fix the config file).")
+  t = config.get("train")
+  if t is not None and {"checkpoint_every", "steps_per_call"} <= set(t):
+    if t.checkpoint_every % t.steps_per_call:
+      raise ValueError(f"config train.checkpoint_every = {t.checkpoint_every} is not a "
+                       f"multiple of train.steps_per_call = {t.steps_per_call}; make it one.")
+  if t is not None and {"min_context", "num_context"} <= set(t):
+    if t.min_context > t.num_context:
+      raise ValueError(f"config train.min_context = {t.min_context} exceeds "
+                       f"train.num_context = {t.num_context}; lower it (0: always "
+                       f"num_context).")
