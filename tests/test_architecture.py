@@ -110,3 +110,11 @@ def test_configs_are_data_without_jax():
       for dep in project:
         src = open(MODULES[dep]).read()
         assert "\nimport jax" not in src and "\nfrom jax" not in src, f"{module} -> {dep}"
+
+
+def test_config_checks_and_the_cli_import_no_jax():
+  # `experiments.cli` checks --config flags before anything heavy is imported.
+  for module in ("vpl.config_checks", "experiments.cli"):
+    for dep in {module} | {n for n in _reach(module) if n in MODULES}:
+      src = open(MODULES[dep]).read()
+      assert "\nimport jax" not in src and "\nfrom jax" not in src, f"{module} -> {dep}"

@@ -43,7 +43,7 @@ KILL_OVERRIDES = {
     "train.steps_per_call": 50, "train.checkpoint_every": 50, "eval.reward_maps": False,
     "maxmin.restarts": 2, "maxmin.max_rounds": 3, "maxmin.steps_per_round": 50,
     "pref.prefit_steps": 50}
-NUM_KILLS = 5
+NUM_KILLS = 6
 
 
 def _command(workdir):
@@ -76,7 +76,7 @@ def test_sigkill_at_random_moments_resumes_bit_identical(tmp_path):
   kills = finished = 0
   # Each attempt resumes the last; one that ends before its kill finished the run, and the
   # next one resumes a finished run (scoring and writing results: a moment to kill, too).
-  for delay in rng.uniform(1.0, 0.8 * duration, size=NUM_KILLS):
+  for delay in rng.uniform(1.0, 0.5 * duration, size=NUM_KILLS):
     proc = subprocess.Popen([sys.executable, *_command(killed)], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

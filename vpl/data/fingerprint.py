@@ -2,7 +2,7 @@
 
 `of_experiment(input_files, exp)` records each input file (path, size, SHA-256 of its bytes)
 and a SHA-256 of the arrays built from them: the training users (for a streamed run, the
-built data set's files and user index) and the evaluated users with their context and target
+names and sizes of the built data set's files, and its user index) and the evaluated users with their context and target
 split. `difference(saved, now)` says in words what changed, file first, so the error can say
 which file and what to do.
 """
@@ -53,11 +53,14 @@ def of_experiment(input_files: Sequence[str], exp) -> dict:
   train = exp.train
   if hasattr(train, "arrays"):
     train_hash = arrays_sha256(train.arrays())
-  else:  # streamed: the built data set on disk and which of its users train
+  else:  # streamed: the built data set's files (names and sizes) and its user index
+    listing = sorted((os.path.relpath(os.path.join(root, f), train.opened.path),
+                      os.path.getsize(os.path.join(root, f)))
+                     for root, _, files in os.walk(train.opened.path) for f in files)
     train_hash = arrays_sha256(dict(
-        data_set=np.frombuffer(
-            file_fingerprint(train.opened.path)["sha256"].encode(), np.uint8),
-        users=np.asarray(train.users)))
+        files=np.frombuffer(repr(listing).encode(), np.uint8),
+        users=np.asarray(train.users), **{f"index_{k}": np.asarray(v)
+                                          for k, v in train.opened.index.items()}))
   evaluated = dict(exp.evaluated.arrays(), context_idx=exp.context_idx,
                    target_mask=exp.target_mask, unseen_mask=exp.unseen_mask)
   return dict(files=[file_fingerprint(p) for p in input_files], train=train_hash,
