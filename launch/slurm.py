@@ -43,8 +43,10 @@ def script(args: argparse.Namespace, jobs: list[tuple[str, list[str]]]) -> str:
     lines.append(f"#SBATCH --partition={args.partition}")
   if args.gpus_per_node:
     lines.append(f"#SBATCH --gpus-per-node={args.gpus_per_node}")
-  lines += ["set -euo pipefail", f"cd {shlex.quote(args.repo_dir)}",
-            'case "$SLURM_ARRAY_TASK_ID" in']
+  lines += ["set -euo pipefail", f"cd {shlex.quote(args.repo_dir)}"]
+  if args.setup:  # one array task at a time (flock): they share the repository's .venv
+    lines.append(f"flock .venv.setup.lock bash launch/setup_env.sh --backend={args.setup}")
+  lines.append('case "$SLURM_ARRAY_TASK_ID" in')
   for i, (job, argv) in enumerate(jobs):
     lines.append(f"  {i}) srun {shlex.join(argv)} ;;  # {job}")
   lines += ['  *) echo "no job $SLURM_ARRAY_TASK_ID in this sweep" >&2; exit 1 ;;', "esac"]
@@ -64,6 +66,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
   p.add_argument("--max_parallel", type=int, default=0, help="Array tasks at once (0: all).")
   p.add_argument("--repo_dir", default=os.getcwd(), help="The repository on the cluster.")
   p.add_argument("--python", default=".venv/bin/python", help="Relative to --repo_dir.")
+  p.add_argument("--setup", default=None, choices=("cpu", "cuda12", "tpu"),
+                 help="Run launch/setup_env.sh --backend=SETUP in each job first.")
   p.add_argument("--dry_run", action="store_true",
                  help="Print the script and the sbatch command; write and submit nothing.")
   return p.parse_args(argv)

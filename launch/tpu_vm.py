@@ -28,7 +28,7 @@ def command(args: argparse.Namespace, extra: list[str]) -> list[str]:
                             ["--distributed=on", *extra])
   remote = f"cd {args.repo_dir} && "
   if args.setup:
-    remote += "bash launch/setup_env.sh && "
+    remote += "bash launch/setup_env.sh --backend=tpu && "
   remote += shlex.join(run)
   argv = ["gcloud", "compute", "tpus", "tpu-vm", "ssh", args.tpu, f"--zone={args.zone}"]
   if args.project:
@@ -45,7 +45,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
   p.add_argument("--config", default="experiments/configs/default.py")
   p.add_argument("--repo_dir", default="~/vpl", help="The repository on every worker.")
   p.add_argument("--python", default=".venv/bin/python", help="Relative to --repo_dir.")
-  p.add_argument("--setup", action="store_true", help="Run launch/setup_env.sh first.")
+  p.add_argument("--setup", action="store_true",
+                 help="Run launch/setup_env.sh --backend=tpu first.")
   p.add_argument("--dry_run", action="store_true", help="Print the command; run nothing.")
   return p.parse_args(argv)
 

@@ -22,7 +22,8 @@ def test_tpu_vm_runs_one_command_on_every_worker():
              "--", "--config.train.num_steps=10")
   assert out == [
       "gcloud compute tpus tpu-vm ssh vpl-v4-16 --zone=us-central2-b --project=my-proj "
-      "--worker=all '--command=cd ~/vpl && bash launch/setup_env.sh && .venv/bin/python -m "
+      "--worker=all '--command=cd ~/vpl && bash launch/setup_env.sh --backend=tpu && "
+      ".venv/bin/python -m "
       "experiments.main --workdir=/mnt/shared/runs/h --config=experiments/configs/default.py "
       "--distributed=on --config.train.num_steps=10'"]
 
@@ -47,6 +48,12 @@ def test_slurm_array_over_the_beta_latent_sweep(tmp_path):
   assert "#SBATCH --array=0-3" in out and "#SBATCH --partition=gpu" in out
   assert "#SBATCH --gpus-per-node=1" in out and "cd /home/me/vpl" in out
   assert out[-1] == f"sbatch {workdir}/sweep.sbatch"
+  assert not any("setup_env" in line for line in out)  # only with --setup
+  setup = _dry("launch/slurm.py", "--sweep=beta_latent", f"--workdir={workdir}",
+               "--setup=cuda12", "--dry_run")
+  assert "flock .venv.setup.lock bash launch/setup_env.sh --backend=cuda12" in setup
+  assert setup.index("flock .venv.setup.lock bash launch/setup_env.sh --backend=cuda12") < (
+      setup.index('case "$SLURM_ARRAY_TASK_ID" in'))
   jobs = [line for line in out if line.startswith("  ") and ") srun " in line]
   expected = [(0.1, 2), (0.1, 8), (1.0, 2), (1.0, 8)]  # the grid, last field fastest
   assert len(jobs) == 4
