@@ -1,15 +1,24 @@
-"""Training throughput of BTL and VPL at the official VPL code's control size.
+"""Training throughput of BTL and VPL, with FLOPs per step and the machine's matmul peak.
 
-Size: 3x256 MLPs, latent 32, 16 pairs per set, 256 sets per batch; VPL encodes each set's
-16 pairs and scores the same 16 pairs (the official training), so both methods process
-256 x 16 = 4,096 comparisons per step. The loop timed is the one `vpl.train.fit` runs
-(`vpl.train.prepare`): batches drawn on device, `steps_per_call` steps per jitted call.
+Sizes (`--sizes`):
+  control  like for like with the official VPL code's control experiment: 2-D states, 256 sets
+           x 16 pairs per step with targets = context (4,096 comparisons); BTL an MLP with 2
+           hidden layers of 256 (the official `MLPModel`); VPL's decoder 3 hidden layers of
+           256 on [s, z] (concat) with latent 32. VPL's encoder is the project's own
+           permutation-invariant one (a 256-wide pair encoder on every pair, mean-pooled),
+           not the official encoder of the flattened set.
+  default  the default config's models (64-wide) on 2-D states, 64 sets x 8 context + 8
+           target pairs.
+The loop timed is the one `vpl.train.fit` runs (`vpl.train.prepare`): batches drawn on
+device, `steps_per_call` steps per jitted call. FLOPs per step come from XLA's cost analysis
+of one compiled step; `sgemm_gflops` is numpy's float32 matmul (2048^3 and 4096x256x256)
+measured in the same run, the peak the step is compared against.
 
   python -m benchmarks.throughput                       # CPU / default device
-  python -m benchmarks.throughput --methods=vpl --repeats=5
+  python -m benchmarks.throughput --methods=vpl --sizes=control --repeats=5
 
-Prints compile time, ms/step, comparisons/s and peak memory (device peak where the backend
-reports it, else the process's peak resident memory) as a table and as JSON lines.
+Prints a table and one JSON line per row (method, size, ms_per_step, flops_per_step,
+gflops_per_s, sgemm_gflops, ...).
 """
 
 import json
@@ -26,20 +35,52 @@ from vpl.data.comparisons import UserComparisons
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("methods", ["btl", "vpl"], "Methods to time.")
-flags.DEFINE_integer("feature_dim", 16, "Width of each option's features.")
+flags.DEFINE_list("sizes", ["control", "default"], "Sizes to time: control, default.")
+flags.DEFINE_integer("feature_dim", 2, "Width of each option's features (2: the official "
+                     "code's 2-D states).")
 flags.DEFINE_integer("steps_per_call", 20, "Train steps per jitted call.")
 flags.DEFINE_integer("repeats", 3, "Timed calls after the warm-up call.")
 flags.DEFINE_integer("users", 512, "Users in the random training pool.")
 flags.DEFINE_integer("pairs_per_user", 64, "Pairs per user in the pool.")
 
 
-def control_size_config():
-  # The official code's architecture (r = MLP([s, z])), so the timings compare like with like.
+def size_config(size: str, method: str):
+  """The config of one benchmark row (see the module doc)."""
+  if size == "default":
+    return configs.with_overrides(default.get_config(),
+                                  {"train.steps_per_call": FLAGS.steps_per_call})
+  if size != "control":
+    raise ValueError(f"--sizes has {size!r}; use control or default.")
+  # The official architecture: BTL's MLPModel has 2 hidden layers, VPL's decoder 3.
+  hidden = (256, 256) if method == "btl" else (256, 256, 256)
   return configs.with_overrides(default.get_config(), {
-      "model.hidden": (256, 256, 256), "model.embed_dim": 256, "model.latent_dim": 32,
+      "model.hidden": hidden, "model.embed_dim": 256, "model.latent_dim": 32,
       "model.decoder": "concat", "train.batch_sets": 256, "train.num_context": 16,
       "train.num_targets": 16, "loss.target_mode": "context",
       "train.steps_per_call": FLAGS.steps_per_call})
+
+
+def sgemm_gflops() -> float:
+  """numpy float32 matmul GFLOP/s: the best of 2048^3 and 4096x256x256 (several repeats)."""
+  rng = np.random.default_rng(0)
+  best = 0.0
+  for m, k, n, reps in ((2048, 2048, 2048, 3), (4096, 256, 256, 50)):
+    x = rng.normal(size=(m, k)).astype(np.float32)
+    y = rng.normal(size=(k, n)).astype(np.float32)
+    x @ y  # warm-up
+    start = time.perf_counter()
+    for _ in range(reps):
+      x @ y
+    best = max(best, 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9)
+  return best
+
+
+def step_flops(prep) -> float:
+  """FLOPs of one train step, from XLA's cost analysis of a one-step compile."""
+  one = prep.run.lower(prep.state, prep.pool, prep.method_key, num_steps=1).compile()
+  cost = one.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan")))
 
 
 def random_pool(users, pairs, dim, seed=0):
@@ -57,9 +98,11 @@ def peak_memory_mb():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
 
 
-def time_method(name, config, data):
+def time_method(name, size, data, sgemm):
+  config = size_config(size, name)
   method = methods.make_method(name, config)
   prep = train.prepare(method, config, data)
+  flops = step_flops(prep)
   n = config.train.steps_per_call
   start = time.perf_counter()
   compiled = prep.run.lower(prep.state, prep.pool, prep.method_key, num_steps=n).compile()
@@ -73,27 +116,37 @@ def time_method(name, config, data):
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - start)
   ms_per_step = 1000 * min(times) / n
-  comparisons = config.train.batch_sets * config.train.num_context
+  t = config.train
+  # Pairs a step reads: batch_sets x num_context (VPL's disjoint targets are extra pairs).
+  extra = t.num_targets if name == "vpl" and config.loss.target_mode != "context" else 0
+  comparisons = t.batch_sets * (t.num_context + extra)
   memory, memory_kind = peak_memory_mb()
   params = sum(x.size for x in jax.tree.leaves(state["params"]))
-  return dict(method=name, device=jax.devices()[0].device_kind, num_devices=jax.device_count(),
-              params=int(params), compile_s=round(compile_s, 2),
-              ms_per_step=round(ms_per_step, 2),
+  gflops = flops / ms_per_step / 1e6
+  return dict(method=name, size=size, device=jax.devices()[0].device_kind,
+              num_devices=jax.device_count(), params=int(params),
+              compile_s=round(compile_s, 2), ms_per_step=round(ms_per_step, 2),
               comparisons_per_s=round(comparisons / ms_per_step * 1000),
+              flops_per_step=int(flops), gflops_per_s=round(gflops, 1),
+              sgemm_gflops=round(sgemm, 1), fraction_of_sgemm=round(gflops / sgemm, 3),
               peak_memory_mb=round(memory), memory_kind=memory_kind)
 
 
 def main(argv):
   del argv
-  config = control_size_config()
   data = random_pool(FLAGS.users, FLAGS.pairs_per_user, FLAGS.feature_dim)
-  rows = [time_method(name, config, data) for name in FLAGS.methods]
-  print("| method | device | params | compile s | ms/step | comparisons/s | peak MB |")
-  print("| --- | --- | --- | --- | --- | --- | --- |")
+  sgemm = sgemm_gflops()
+  rows = [time_method(name, size, data, sgemm) for size in FLAGS.sizes
+          for name in FLAGS.methods]
+  print(f"numpy sgemm: {sgemm:.1f} GFLOP/s (measured in this run)")
+  print("| method | size | device | params | ms/step | GFLOP/step | GFLOP/s | of sgemm | "
+        "comparisons/s | peak MB |")
+  print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   for r in rows:
-    print(f"| {r['method']} | {r['device']} x{r['num_devices']} | {r['params']:,} | "
-          f"{r['compile_s']} | {r['ms_per_step']} | {r['comparisons_per_s']:,} | "
-          f"{r['peak_memory_mb']} ({r['memory_kind']}) |")
+    print(f"| {r['method']} | {r['size']} | {r['device']} x{r['num_devices']} | "
+          f"{r['params']:,} | {r['ms_per_step']} | {r['flops_per_step'] / 1e9:.2f} | "
+          f"{r['gflops_per_s']} | {r['fraction_of_sgemm']:.0%} | "
+          f"{r['comparisons_per_s']:,} | {r['peak_memory_mb']} ({r['memory_kind']}) |")
   for r in rows:
     print(json.dumps(r))
 
