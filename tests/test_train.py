@@ -180,3 +180,20 @@ def test_optimizer_warms_up_then_decays(tiny_config):
   # Adam's step is about lr * sign(g) once the moments are bias-corrected.
   np.testing.assert_allclose(-np.asarray(updates["w"]), lr_1 * np.sign([1, -2, 0.5]),
                              rtol=0.05)
+
+
+@pytest.mark.parametrize("name", ["btl", "vpl"])
+def test_bfloat16_pool_halves_the_features_and_trains_like_float32(tiny_config, tiny_task,
+                                                                   name):
+  data = tiny_task.data
+  runs = {}
+  for dtype in ("float32", "bfloat16"):
+    config = edited(tiny_config, **{"data.device_dtype": dtype, "train.num_steps": 50})
+    method = methods.make_method(name, config)
+    prep = train.prepare(method, config, data)
+    assert prep.pool["a"].dtype == (jnp.bfloat16 if dtype == "bfloat16" else jnp.float32)
+    state, metrics = prep.run(prep.state, prep.pool, prep.method_key, num_steps=50)
+    runs[dtype] = (prep.pool["a"].nbytes, np.asarray(metrics["loss"]))
+  assert runs["bfloat16"][0] * 2 == runs["float32"][0]
+  # The same batches (features rounded to 8 bits of mantissa): the losses stay close.
+  np.testing.assert_allclose(runs["bfloat16"][1], runs["float32"][1], rtol=0.05, atol=0.02)

@@ -50,6 +50,7 @@ def _ints(lo: int) -> Rule:
 RULES: dict[str, Rule] = {
     "seed": _int(0),
     "data.heldout_fraction": _num(0, strict=True, hi=1, hi_strict=True),
+    "data.device_dtype": _choice("float32", "bfloat16"),
     "model.hidden": _ints(1),
     "model.embed_dim": _int(1),
     "model.latent_dim": _int(1),

@@ -61,10 +61,15 @@ def make_mesh(method: Optional[Method] = None) -> Mesh:
   return mesh
 
 
-def make_pool(data: UserComparisons) -> Batch:
-  """The arrays a method's sampler draws from (host numpy; put on device by the trainer)."""
-  return dict(a=data.a, b=data.b, label=data.label, mask=data.mask,
-              valid_flat=np.flatnonzero(data.mask.reshape(-1)).astype(np.int32))
+def make_pool(data: UserComparisons, feature_dtype: str = "float32") -> Batch:
+  """The arrays a method's sampler draws from (host numpy; put on device by the trainer).
+
+  `feature_dtype = "bfloat16"` stores the features a and b at half the bytes (wide
+  embeddings); `train_step` casts each drawn batch back to float32.
+  """
+  dtype = jnp.bfloat16 if feature_dtype == "bfloat16" else np.float32
+  return dict(a=data.a.astype(dtype), b=data.b.astype(dtype), label=data.label,
+              mask=data.mask, valid_flat=np.flatnonzero(data.mask.reshape(-1)).astype(np.int32))
 
 
 def train_step(state: TrainState, pool: Batch, method_key: jax.Array, *,
@@ -74,6 +79,8 @@ def train_step(state: TrainState, pool: Batch, method_key: jax.Array, *,
   step = state["step"]
   k_batch, k_loss = seeding.step_keys(method_key, step)
   batch = jax.lax.with_sharding_constraint(method.sample_batch(k_batch, pool), batch_sharding)
+  # A pool kept in bfloat16 (data.device_dtype) halves its memory; the step computes in float32.
+  batch = jax.tree.map(lambda v: v.astype(jnp.float32) if v.dtype == jnp.bfloat16 else v, batch)
 
   def loss_of(params):
     return method.loss(nnx.merge(graphdef, params), batch, k_loss, step)
@@ -160,7 +167,8 @@ def prepare(method: Method, config: ml_collections.ConfigDict, data: TrainingDat
   # same host values (built from the seed; vpl.distributed.check_same_on_all_processes).
   state = jax.device_put(state, replicated)
   if isinstance(data, UserComparisons):
-    return Prepared(graphdef, state, jax.device_put(make_pool(data), replicated), key,
+    pool = make_pool(data, config.data.get("device_dtype", "float32"))
+    return Prepared(graphdef, state, jax.device_put(pool, replicated), key,
                     compile_steps(method, tx, graphdef, mesh))
   reader = data.reader(method.sample_batch, key, num_steps=t.num_steps,
                        steps_per_call=t.steps_per_call,

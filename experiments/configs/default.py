@@ -31,6 +31,9 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
       shares=(0.51, 0.49), num_users=1000, pairs_per_user=64, temperature=0.0))
   c.data.heldout_fraction = 0.2
   c.data.standardize = True  # rows only: z-score features on the training users' pairs
+  # float32 | bfloat16: the dtype of the in-memory training pool's features on device
+  # (bfloat16 halves it for wide embeddings; each step still computes in float32).
+  c.data.device_dtype = "float32"
 
   c.model = ml_collections.ConfigDict()
   c.model.hidden = (64, 64)
