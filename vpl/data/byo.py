@@ -5,7 +5,11 @@ Fields of a row (the same in every format):
   a, b       the features (or embedding) of the two options, same width in every row;
   label      1 if `a` was preferred, 0 if `b`, or P(a preferred) in [0, 1];
   group      optional: the user's group (integer >= 0, or a name), the same for all its rows;
-  timestamp  optional: a number ordering a user's answers in time (enables the temporal split).
+  timestamp  optional: a number ordering a user's answers in time (enables the temporal split);
+  condition  optional: how the question was put (e.g. which option was shown first), a code
+             or a name;
+  pair_id    optional: the question's id, the same each time it is asked (a code or a name);
+             `vpl/stability.py` reads condition and pair_id; training ignores them.
 
 How a and b are laid out:
   CSV      one column per feature: `a_<name>` and `b_<name>` with the same names, e.g.
@@ -234,7 +238,7 @@ def write(path: str, arrays: dict[str, np.ndarray], *, format: str = "auto",
             + [np.asarray(arrays["label"], np.float32)]
             + [np.asarray(arrays[k], np.float64) for k in extra])
     fmt = (["%d"] + ["%.9g"] * (2 * a.shape[1] + 1)
-           + ["%d" if k == "group" else "%.17g" for k in extra])
+           + ["%d" if k in ("group", "condition", "pair_id") else "%.17g" for k in extra])
     np.savetxt(path, np.stack([c.astype(np.float64) for c in cols], axis=1), fmt=fmt,
                delimiter=",", header=",".join(header), comments="")
   elif kind == "jsonl":
@@ -242,7 +246,7 @@ def write(path: str, arrays: dict[str, np.ndarray], *, format: str = "auto",
       for i in range(len(a)):
         row = dict(user_id=int(arrays["user_id"][i]), a=a[i].tolist(), b=b[i].tolist(),
                    label=float(arrays["label"][i]))
-        row.update({k: (int if k == "group" else float)(arrays[k][i]) for k in extra})
+        row.update({k: (float if k == "timestamp" else int)(arrays[k][i]) for k in extra})
         f.write(json.dumps(row) + "\n")
   else:
     import pyarrow as pa

@@ -13,7 +13,8 @@ import numpy as np
 
 from vpl.data.rows import OPTIONAL, REQUIRED, Rows, validate_rows
 
-FIELDS = "user_id, a_<feature>..., b_<feature>..., label[, group][, timestamp]"
+FIELDS = ("user_id, a_<feature>..., b_<feature>..., label[, group][, timestamp][, condition]"
+          "[, pair_id]")
 
 
 # --- conversion of columns to validated rows.
@@ -174,11 +175,17 @@ def to_rows(columns: dict, path: str, where: Callable[[int], str], kind: str) ->
   arrays["label"] = _numbers(_plain(columns["label"]), path, where, "label",
                              "Give 1 (a preferred), 0 (b preferred) or P(a preferred)."
                              ).astype(np.float32)
-  group_names = None
+  group_names, info_names = None, {}
   if "group" in columns:
     arrays["group"], group_names = _codes(columns["group"], path, where, "group",
                                           "Fill in the user's group, or drop the column.")
     arrays["group"] = arrays["group"].astype(np.int32)
+  for name in ("condition", "pair_id"):
+    if name in columns:
+      arrays[name], names = _codes(columns[name], path, where, name,
+                                   f"Fill in the {name}, or drop the column.")
+      if names is not None:
+        info_names[name] = list(names)
   if "timestamp" in columns:
     arrays["timestamp"] = _numbers(_plain(columns["timestamp"]), path, where, "timestamp",
                                    "Give a number (e.g. seconds since 1970), or drop the "
@@ -190,6 +197,7 @@ def to_rows(columns: dict, path: str, where: Callable[[int], str], kind: str) ->
   validate_rows(arrays, path, where)
   _check_group_per_user(arrays, path, where)
   info = dict(origin=path, format=kind)
+  info.update({f"{name}_names": names for name, names in info_names.items()})
   if user_names is not None:
     info["user_names"] = list(user_names)
   return Rows(path, arrays, names_a, group_names, {}, info)

@@ -4,6 +4,8 @@ A loader returns `Rows`: one row per labelled comparison, as a dict of numpy arr
   `user_id [N] int64`, `a [N, D] float32`, `b [N, D] float32`, `label [N] float32` in [0, 1]
   (1 = a preferred, or a probability), optional `group [N] int32` (>= 0, constant per user),
   optional `timestamp [N] float64` (any increasing clock; orders a user's pairs in time),
+  optional `condition [N] int` (how the question was put) and `pair_id [N] int64` (one id
+  per question, so a question asked again is recognised),
 plus what is known about them: feature names, group names, and a filter report that counts
 every row the loader dropped and why. `to_comparisons` turns rows into `UserComparisons`.
 Nothing here drops a row silently: each filter returns the rows it kept and adds its count
@@ -20,7 +22,10 @@ import numpy as np
 from vpl.data.comparisons import UserComparisons, from_flat
 
 REQUIRED = ("user_id", "a", "b", "label")
-OPTIONAL = ("group", "timestamp")
+# condition: how the question was put (e.g. 0 = a shown first, 1 = b shown first; any codes);
+# pair_id: the same question asked again carries the same id (vpl/stability.py reads both;
+# training does not use them yet).
+OPTIONAL = ("group", "timestamp", "condition", "pair_id")
 Filters = dict[str, dict[str, int]]  # reason -> {unit ('pairs', 'users', 'ratings'): count}
 
 
@@ -113,6 +118,14 @@ def validate_rows(arrays: dict[str, np.ndarray], source: str,
       i = int(np.flatnonzero(group < 0)[0]) if group.dtype.kind in "iu" else 0
       raise ValueError(f"{source}: {where(i)}, field group = {group[i]}: groups are integer "
                        f"codes >= 0; leave the field out when groups are unknown.")
+  for name in ("condition", "pair_id"):
+    if name in arrays and arrays[name].dtype.kind not in "iu":
+      raise ValueError(f"{source}: {name} has dtype {arrays[name].dtype}; it holds integer "
+                       f"codes (map names to codes, as `byo.load` does).")
+  if "condition" in arrays and (arrays["condition"] < 0).any():
+    i = int(np.flatnonzero(arrays["condition"] < 0)[0])
+    raise ValueError(f"{source}: {where(i)}, field condition = {arrays['condition'][i]}: "
+                     f"conditions are integer codes >= 0.")
   if "timestamp" in arrays:
     bad = ~np.isfinite(arrays["timestamp"])
     if bad.any():

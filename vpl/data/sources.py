@@ -238,7 +238,8 @@ def build(config: ml_collections.ConfigDict) -> ExperimentData:
               feature_names=list(rows.feature_names),
               group_names=None if rows.group_names is None else list(rows.group_names),
               filters=rows.filters,
-              **{k: v for k, v in rows.info.items() if k != "user_names"})
+              **{k: v for k, v in rows.info.items()
+                 if k not in ("user_names", "pair_id_names")})
   if d.standardize:
     (train, evaluated), info["standardization"] = standardize(train, evaluated)
     info["standardization"]["fit_on"] = "features of the training users' pairs (no labels)"
