@@ -8,7 +8,7 @@ on device), then for every method of `config.policy.methods`:
 3. represents every held-out user from their `eval.num_context` context pairs (the same
    pairs reward accuracy uses), rolls the policy out from the start square, and records per
    true group the success rate (reached their own goal) and the mean undiscounted true
-   return.
+   return, and how close to their goal they came on average (`closest`).
 """
 
 from __future__ import annotations
@@ -54,9 +54,11 @@ def score_rollouts(pos_NxTx2: np.ndarray, group_N: np.ndarray, spec: maze_env.Ma
       pos_NxTx2, goal_Nx2, spec.success_radius)
   ret_N = maze_env.reward(pos_NxTx2[:, 1:], goal_Nx2[:, None]).sum(-1)
   ok_N, ret_N = np.asarray(ok_N), np.asarray(ret_N)
+  closest_N = np.asarray(-maze_env.reward(pos_NxTx2, goal_Nx2[:, None]).max(-1))
   groups = range(len(spec.goals))
   return dict(success={str(g): float(ok_N[group_N == g].mean()) for g in groups},
               **{"return": {str(g): float(ret_N[group_N == g].mean()) for g in groups}},
+              closest={str(g): float(closest_N[group_N == g].mean()) for g in groups},
               num_users={str(g): int((group_N == g).sum()) for g in groups})
 
 
