@@ -235,3 +235,38 @@ def test_best_of_n_picks_the_argmax_of_each_users_reward():
   r = best_of_n.candidate_rewards(method, model, context, cands)
   np.testing.assert_allclose(r, [[[1.0, -1.0, 4.0]], [[-1.0, 1.0, -4.0]]])
   assert r.argmax(-1).tolist() == [[2], [1]]
+
+
+def _tiny(**fields):
+  from experiments.configs import tiny
+  return configs.with_overrides(tiny.get_config(), {
+      "maxmin.restarts": 1, "maxmin.max_rounds": 2, "maxmin.steps_per_round": 50, **fields})
+
+
+def test_a_tiny_policy_run_writes_the_policy_section(tmp_path):
+  from vpl import experiment
+  config = _tiny(**{"data.source": "maze", "data.kwargs": dict(
+      num_goals=2, num_users=60, pairs_per_user=16, num_trajectories=20, horizon=10),
+      "methods": ("btl", "vpl", "maxmin"), "eval.selection.enabled": False,
+      "policy.enabled": True, "policy.num_steps": 20, "policy.num_trajectories": 20,
+      "policy.horizon": 10, "policy.num_users": 8, "policy.hidden": (8,)})
+  results = experiment.train_and_evaluate(config, str(tmp_path))
+  assert set(results["policy"]) == {"oracle", "vpl", "maxmin", "btl"}
+  for section in results["policy"].values():
+    assert set(section["success"]) == {"0", "1"} == set(section["return"])
+    assert all(0 <= v <= 1 for v in section["success"].values())
+  assert (tmp_path / "trajectories.png").exists()
+
+
+def test_a_tiny_best_of_n_run_reports_regret_per_group(tmp_path):
+  from vpl import experiment
+  config = _tiny(**{"data.source": "ufp", "data.kwargs": dict(
+      num_types=2, dim=8, num_users=60, pairs_per_user=12, pool_pairs=400),
+      "methods": ("btl", "vpl"), "eval.selection.enabled": False, "eval.reward_maps": False,
+      "best_of_n.enabled": True, "best_of_n.num_prompts": 5, "best_of_n.num_candidates": 4})
+  sec = experiment.train_and_evaluate(config, str(tmp_path))["best_of_n"]
+  oracle = sec["methods"]["oracle"]
+  assert oracle["regret"] == {"0": 0.0, "1": 0.0}
+  for name in ("btl", "vpl"):
+    assert all(v >= 0 for v in sec["methods"][name]["regret"].values())
+  assert set(sec["vpl_regret_over_btl_regret"]) == {"0", "1"}
