@@ -36,13 +36,14 @@ def relabel(reward_fn: RewardFn, cond_UxC: jax.Array, states_MxD: jax.Array,
   Each user's rewards are z-scored with the mean and std of their own rewards on the
   reference states. Users are mapped one at a time (memory: one user's M rewards).
   """
+  # States enter as arguments, not closed-over constants XLA would try to fold.
   @jax.jit
-  def one(c_C):
-    r = reward_fn(states_MxD, c_C)
-    r_ref = reward_fn(reference_RxD, c_C)
-    return scaling.zscore(r, r_ref)
+  def run(cond_UxC, states_MxD, reference_RxD):
+    def one(c_C):
+      return scaling.zscore(reward_fn(states_MxD, c_C), reward_fn(reference_RxD, c_C))
+    return jax.lax.map(one, cond_UxC)
 
-  return jax.lax.map(one, jnp.asarray(cond_UxC))
+  return run(jnp.asarray(cond_UxC), jnp.asarray(states_MxD), jnp.asarray(reference_RxD))
 
 
 def reward_fn(name: str, model: nnx.Module | None, spec: maze_env.MazeSpec) -> RewardFn:
