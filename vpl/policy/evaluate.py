@@ -85,24 +85,34 @@ def train_policy(name: str, config, exp, models: dict, spec, data: dict, referen
   return actor, info
 
 
+def reference_states(config: ml_collections.ConfigDict) -> jax.Array:
+  """The 1,024 states (uniform over the box) each user's reward is z-scored against."""
+  return jax.random.uniform(jax.random.key(seeding.derive(config.seed, "policy", "ref")),
+                            (1024, 2), minval=-1.0, maxval=1.0)
+
+
+def heldout_rollouts(name: str, actor, config, exp, models: dict, spec) -> np.ndarray:
+  """`[N, T + 1, 2]` one episode of every held-out user under `actor`, c from their context."""
+  method, model = models.get(name, (None, None))
+  cond = relabel.representations(name, method, model, exp.evaluated, exp.context_idx,
+                                 len(spec.goals))
+  key = jax.random.key(seeding.derive(config.seed, "policy", "eval"))
+  return np.asarray(jax.jit(lambda c: maze_env.rollout(actor.mean, key, c, spec))(
+      jnp.asarray(cond)))
+
+
 def evaluate_all(config: ml_collections.ConfigDict, exp, models: dict) -> tuple[dict, dict]:
   """`(policy section of results.json, {method: (positions [N, T+1, 2], group [N])})`."""
   spec = spec_from(config, exp.task.num_groups)
   data = offline_data(config, spec)
-  reference = jax.random.uniform(jax.random.key(seeding.derive(config.seed, "policy", "ref")),
-                                 (1024, 2), minval=-1.0, maxval=1.0)
-  heldout, out, paths = exp.evaluated, {}, {}
+  reference = reference_states(config)
+  out, paths = {}, {}
   for name in config.policy.methods:
     if name != "oracle" and name not in models:
       raise ValueError(f"policy.methods has {name!r}, which config.methods does not train "
                        f"({list(config.methods)}); add it there or drop it here.")
     actor, info = train_policy(name, config, exp, models, spec, data, reference)
-    method, model = models.get(name, (None, None))
-    cond = relabel.representations(name, method, model, heldout, exp.context_idx,
-                                   len(spec.goals))
-    key = jax.random.key(seeding.derive(config.seed, "policy", "eval"))
-    pos = np.asarray(jax.jit(lambda c: maze_env.rollout(actor.mean, key, c, spec))(
-        jnp.asarray(cond)))
-    out[name] = dict(score_rollouts(pos, heldout.group, spec), **info)
-    paths[name] = (pos, heldout.group)
+    pos = heldout_rollouts(name, actor, config, exp, models, spec)
+    out[name] = dict(score_rollouts(pos, exp.evaluated.group, spec), **info)
+    paths[name] = (pos, exp.evaluated.group)
   return out, paths
