@@ -270,3 +270,24 @@ def test_a_tiny_best_of_n_run_reports_regret_per_group(tmp_path):
   for name in ("btl", "vpl"):
     assert all(v >= 0 for v in sec["methods"][name]["regret"].values())
   assert set(sec["vpl_regret_over_btl_regret"]) == {"0", "1"}
+
+
+def test_accuracy_regret_correlation_and_claims_by_hand():
+  from vpl.policy import report
+  run = dict(seed=0, methods={"btl": dict(heldout_accuracy=0.6), "vpl": dict(
+      heldout_accuracy=0.9), "maxmin": dict(heldout_accuracy=0.95)},
+      best_of_n=dict(methods={"oracle": dict(mean_regret=0.0), "btl": dict(mean_regret=1.0),
+                              "vpl": dict(mean_regret=0.25), "maxmin": dict(mean_regret=0.125)},
+                     vpl_regret_over_btl_regret={"0": 0.05, "1": 0.2}))
+  c = report.accuracy_regret_correlation([run])
+  assert c["points"] == 3 and c["spearman"] == pytest.approx(-1.0)
+  acc, reg = np.array([0.6, 0.9, 0.95]), np.array([1.0, 0.25, 0.125])
+  assert c["pearson"] == pytest.approx(np.corrcoef(acc, reg)[0, 1])
+  [(_, ok, _)] = report.best_of_n_claims([run])
+  assert not ok  # group 1's 0.2 is above 10%
+  policy = {"oracle": dict(success={"0": 1.0, "1": 1.0}), "vpl": dict(
+      success={"0": 0.95, "1": 0.85}), "btl": dict(success={"0": 0.9, "1": 0.0})}
+  claims = dict((c[0].split(": ", 1)[1], c[1]) for c in report.policy_claims(
+      [dict(seed=0, policy=policy)]))
+  assert claims == {"VPL success >= 0.9 x oracle's in both groups": False,
+                    "BTL's policy succeeds for at most one group": True}

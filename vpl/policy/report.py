@@ -87,14 +87,15 @@ def best_of_n_claims(runs: list[dict]) -> list[tuple[str, bool, str]]:
   return out
 
 
-def accuracy_regret_correlation(runs: list[dict]) -> dict:
-  """Pearson and Spearman correlation of held-out accuracy with mean best-of-N regret, over
-  every (run, method) point except the oracle's."""
+def accuracy_regret_correlation(runs: list[dict], key: str = "heldout_accuracy") -> dict:
+  """Pearson and Spearman correlation of an accuracy (`key` of a method's results, e.g.
+  `heldout_accuracy` or `unseen_items_accuracy`) with mean best-of-N regret, over every
+  (run, method) point except the oracle's."""
   acc, regret = [], []
   for r in runs:
     for name, sec in r["best_of_n"]["methods"].items():
       if name != "oracle":
-        acc.append(r["methods"][name]["heldout_accuracy"])
+        acc.append(r["methods"][name][key])
         regret.append(sec["mean_regret"])
   acc, regret = np.asarray(acc), np.asarray(regret)
   rank = lambda x: np.argsort(np.argsort(x))
