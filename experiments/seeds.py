@@ -12,6 +12,7 @@ from absl import app, flags, logging
 
 from experiments import cli
 from vpl import report
+from vpl.policy import report as policy_report
 from vpl.experiment import run_seeds
 
 FLAGS = flags.FLAGS
@@ -30,6 +31,8 @@ def main(argv):
   check = FLAGS.check_headline
   if check if check is not None else runs[0]["task"] == "didactic":
     text += "\n\n" + report.claims_text(report.headline_claims(runs))
+  if "policy" in runs[0] or "best_of_n" in runs[0]:
+    text += "\n\n" + policy_report.summary(runs)
   print(text)
   report.write_summary(FLAGS.workdir, text, runs)
 

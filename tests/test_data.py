@@ -271,10 +271,10 @@ def test_bad_generator_arguments_raise():
     synthetic.navigation(num_goals=3, shares=(0.5, 0.5), num_users=20, pairs_per_user=2)
   with pytest.raises(ValueError, match=r"temperature = -1"):
     synthetic.didactic(temperature=-1, num_users=20, pairs_per_user=2)
-  with pytest.raises(ValueError, match=r"data.source = 'maze' is not a synthetic task; choose "
-                                       r"one of \['didactic', 'navigation', 'pets', 'ufp', "
-                                       r"'unimodal'\]"):
-    tasks.generate("maze", {}, 0)
+  with pytest.raises(ValueError, match=r"data.source = 'labyrinth' is not a synthetic task; "
+                                       r"choose one of \['didactic', 'maze', 'navigation', "
+                                       r"'pets', 'ufp', 'unimodal'\]"):
+    tasks.generate("labyrinth", {}, 0)
 
 
 def test_generate_passes_arguments_and_draws_from_the_data_stream():

@@ -4,8 +4,9 @@ The workdir ends up holding `config.json`, `metrics.jsonl`, `checkpoints/<method
 `results.json`, `results.md`, `data_fingerprint.json` (what the run was trained on; a resume
 on other data is refused) and `reward_maps.png` (for 2-D tasks); with `adapt.enabled`,
 results.json's `adaptation` section (`vpl/adapt.py`), `adaptation.png` and
-`reliability.png`. Running the same command again on the same workdir resumes every method
-from its latest checkpoint.
+`reliability.png`; with `policy.enabled`, its `policy` section and `trajectories.png`; with
+`best_of_n.enabled`, its `best_of_n` section. Running the same command again on the same
+workdir resumes every method from its latest checkpoint.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Callable, Optional, Sequence
 import jax
 import ml_collections
 
-from vpl import (adapt, config_checks, distributed, evaluate, methods, report, seeding,
-                 selection, train)
+from vpl import (adapt, best_of_n, config_checks, distributed, evaluate, methods, report,
+                 seeding, selection, train)
 from vpl.data import fingerprint, sources, streaming
 from vpl.data.comparisons import UserComparisons
 from vpl.workdir import lock as lock_workdir
@@ -154,6 +155,13 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
   # A new user asked 0, 1, 2, ... questions (docs/methods.md, 'Asking a new user').
   if "adapt" in config and config.adapt.enabled:
     results["adaptation"], results["adaptation_info"] = adapt.evaluate_all(config, exp, models)
+  # Personal behaviour: policies on each method's rewards, best-of-N (docs/policy.md).
+  paths = None
+  if "policy" in config and config.policy.enabled:
+    from vpl.policy import evaluate as policy_evaluate  # JAX environment only when asked.
+    results["policy"], paths = policy_evaluate.evaluate_all(config, exp, models)
+  if "best_of_n" in config and config.best_of_n.enabled:
+    results["best_of_n"] = best_of_n.report(config, exp, models)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "results.json"), "w") as f:
       json.dump(results, f, indent=2)
@@ -165,6 +173,11 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
       from vpl import plotting  # matplotlib only when a figure is drawn.
       plotting.reward_maps(task, heldout, context_idx, models,
                            os.path.join(workdir, "reward_maps.png"))
+    if paths is not None:
+      from vpl.envs import render  # matplotlib only when a figure is drawn.
+      from vpl.policy.evaluate import spec_from
+      render.trajectories(spec_from(config, task.num_groups), paths,
+                          os.path.join(workdir, "trajectories.png"))
     if "adaptation" in results:
       from vpl import adapt_plots  # matplotlib only when a figure is drawn.
       adapt_plots.adaptation_curves([results], os.path.join(workdir, "adaptation.png"))

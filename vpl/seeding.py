@@ -26,6 +26,10 @@ STREAMS = (
     ("adapt", "predict"),  # VPL's samples of q(z) for predictions while adapting
     # Each strategy's draws (vpl/strategies.py), the same for every method.
     *(("adapt", "choose", s) for s in ("random", "info_gain", "variance", "dopt", "entropy")),
+    # Policies (vpl/policy/): offline data, policy users, their contexts, IQL, reference
+    # states of the reward scaling, evaluation episodes; best-of-N prompts.
+    *(("policy", s) for s in ("data", "users", "context", "train", "ref", "eval")),
+    ("best_of_n",),
 )
 
 

@@ -135,6 +135,32 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.adapt.num_samples = 64
   c.adapt.predictive = "samples"
 
+  # Policies trained offline on each method's personal reward (vpl/policy/; docs/policy.md):
+  # the maze task only. IQL on exploratory trajectories relabelled per user; scored by
+  # each held-out user's success at reaching their own goal.
+  c.policy = ml_collections.ConfigDict()
+  c.policy.enabled = False
+  c.policy.methods = ("oracle", "vpl", "maxmin", "btl")
+  c.policy.num_trajectories = 1000  # exploratory episodes of `horizon` steps (offline data)
+  c.policy.horizon = 50
+  c.policy.success_radius = 0.2  # a tenth of the box's width (docs/policy.md: why)
+  c.policy.num_users = 128  # training users whose representations and rewards train the policy
+  c.policy.hidden = (64, 64)
+  c.policy.gamma = 0.97
+  c.policy.expectile = 0.9
+  c.policy.beta = 10.0  # inverse temperature of the advantage weights
+  c.policy.polyak = 0.005
+  c.policy.learning_rate = 1e-3
+  c.policy.batch_size = 256
+  c.policy.num_steps = 20000
+
+  # Best-of-N (vpl/best_of_n.py): per held-out user and prompt, the best of num_candidates
+  # fresh items under each method's reward for that user, scored by the user's true reward.
+  c.best_of_n = ml_collections.ConfigDict()
+  c.best_of_n.enabled = False
+  c.best_of_n.num_prompts = 64
+  c.best_of_n.num_candidates = 16
+
   # Streaming (vpl/data/streaming.py): training batches are read from the TFDS array_record
   # data set of (data.source, data.kwargs, seed) in data_dir, built by
   # experiments/build_datasets.py, instead of holding the training pool on the device.

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from vpl import seeding
-from vpl.data import embedding_tasks, synthetic
+from vpl.data import embedding_tasks, maze, synthetic
 from vpl.data.labelling import Task
 
 GENERATORS: dict[str, Callable[..., Task]] = {
     "didactic": synthetic.didactic,
     "navigation": synthetic.navigation,
+    "maze": maze.maze,
     "pets": embedding_tasks.pets,
     "ufp": embedding_tasks.ufp,
     "unimodal": embedding_tasks.unimodal,
@@ -40,6 +41,9 @@ PRESETS: dict[str, Preset] = {
                                              temperature=0.0), 2),
     "navigation10": Preset("navigation", dict(num_goals=10, num_users=1000,
                                               pairs_per_user=64, temperature=0.0), 10),
+    # Walled navigation whose pairs are states of exploratory trajectories (policy config).
+    "maze2": Preset("maze", dict(num_goals=2, num_users=1000, pairs_per_user=64), 2),
+    "maze4": Preset("maze", dict(num_goals=4, num_users=1000, pairs_per_user=64), 4),
     "pets": Preset("pets", dict(num_users=1000, pairs_per_user=32), 2),
     "ufp2": Preset("ufp", dict(num_types=2, num_users=1000, pairs_per_user=32), 2),
     "ufp4": Preset("ufp", dict(num_types=4, num_users=1000, pairs_per_user=32), 4),
