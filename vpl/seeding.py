@@ -26,6 +26,8 @@ STREAMS = (
     ("adapt", "predict"),  # VPL's samples of q(z) for predictions while adapting
     # Each strategy's draws (vpl/strategies.py), the same for every method.
     *(("adapt", "choose", s) for s in ("random", "info_gain", "variance", "dopt", "entropy")),
+    ("pref", "calibration"),  # PReF's calibration users (vpl/methods/pref_prior.py)
+    ("pref", "prior"),        # their context pairs
 )
 
 

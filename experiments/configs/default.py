@@ -79,6 +79,13 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.pref.newton_steps = 10  # new user's MAP lambda
   c.pref.prior = "empirical"  # empirical | isotropic: Gaussian prior of a new user's lambda
   c.pref.prior_ridge = 0.01  # added to the prior covariance's diagonal
+  # Scales of the prior covariance tried; the one with the best held-out likelihood on the
+  # training users is kept (0: everyone gets the population's reward; one value fixes it).
+  c.pref.prior_scales = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+  # Training users it is chosen on; their pairs train the pooled reward only.
+  c.pref.calibration_fraction = 0.2
+  # Weight of the population's reward m . phi trained as one BTL reward on the pooled pairs.
+  c.pref.population_coef = 1.0
   c.pref.svd_rounds = 10  # SVD initialisation (only when users label shared pairs)
   c.pref.svd_max_pairs = 1000  # caps on the SVD's matrix (most-labelled pairs, then users)
   c.pref.svd_max_users = 1000
