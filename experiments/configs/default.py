@@ -10,6 +10,8 @@ Expected: (seed 0) oracle 1.000, VPL 0.998, BTL 0.670 against its ceiling 0.674;
 
 import ml_collections
 
+from vpl import configs
+
 # Every method of vpl/methods (tests check this list against the registry); configs stay plain
 # data and import no JAX.
 ALL_METHODS = ("btl", "vpl", "dpl_mv", "dpl_cat", "pref", "maxmin")
@@ -153,5 +155,15 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.metrics = ml_collections.ConfigDict()
   c.metrics.tensorboard = False
 
+  # Choosing a size from data (vpl/size_selection.py): with maxmin.num_clusters = "auto" or
+  # pref.num_bases = "auto", the size in maxmin.candidates / pref.candidates with the best
+  # held-out log-likelihood on this fraction of the training users (one-standard-error rule).
+  c.maxmin.candidates = (1, 2, 3, 4, 5, 6, 8, 10, 12)
+  c.pref.candidates = (1, 2, 3, 4, 6, 8)
+  c.selection = ml_collections.ConfigDict()
+  c.selection.validation_fraction = 0.2
+  c.selection.patience = 2  # stop after this many larger sizes without a gain (0: try all)
+
+  configs.allow_auto(c)
   c.lock()
   return c

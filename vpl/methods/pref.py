@@ -190,6 +190,9 @@ def fit_prior(weights_UxJ: np.ndarray, kind: str, ridge: float, scale: float = 1
 
 def make(config: ml_collections.ConfigDict) -> Method:
   p = config.pref
+  if p.num_bases == "auto":
+    raise ValueError("pref.num_bases = 'auto' is chosen while training "
+                     "(vpl.size_selection.fit_auto); make the method at one size.")
   for field in ("newton_steps", "svd_rounds", "svd_max_pairs", "svd_max_users"):
     if p[field] < 1:
       raise ValueError(f"pref.{field} = {p[field]}; use at least 1.")
