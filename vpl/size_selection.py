@@ -7,14 +7,18 @@ validation user gets `eval.num_context` of their pairs as a context, as a new us
 the others are scored: the mean log-likelihood per pair of their labels under the model's
 prediction from that context. The chosen size is the smallest whose held-out log-likelihood
 is within one standard error (over validation users) of the best one (the one-standard-error
-rule: a bigger model must earn its size); sizes are tried in increasing order and the search
-stops once `selection.patience` sizes in a row gain less than a standard error over the
-best before them. The method is then trained at that size on
-all the training users. For the EM mixture, the Bayesian information criterion of each fit,
--2 log-lik + (parameters) log(pairs), is reported beside it; it does not choose (a neural
-reward per cluster makes its parameter count, and so its penalty, dwarf the likelihood).
-The curve goes to results.json (`selection`) and, per
-run, to `selection.png` (docs/methods.md, 'Choosing K and J from data').
+rule: a bigger model must earn its size). For the mixture, extra clusters can still pay on
+noiseless labels by splitting a group in two near-copies that average out each other's
+errors, so the chosen K is then the number of *distinct* clusters of the model the rule picked
+(`distinct_clusters`: two clusters whose rewards order 95% of the validation pairs alike
+count once). Sizes are tried in increasing order and the search stops
+once `selection.patience` sizes in a row gain less than a standard error over the best
+before them. The method is then trained at the chosen size on all the training users.
+For the EM mixture, the Bayesian information criterion of each fit, -2 log-lik +
+(parameters) log(pairs), is reported beside it but does not choose: each cluster's penalty is
+a whole network's parameter count times log(pairs), about as large as what a group's own
+reward gains (docs/methods.md). The curve goes to results.json (`selection`) and to
+`selection.png` (docs/methods.md, 'Choosing K and J from data').
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ from vpl import configs, evaluate, losses, methods, seeding, train
 from vpl.data.comparisons import UserComparisons
 
 AUTO = "auto"
+# Two of a mixture's clusters are one group when their rewards order at least this share of
+# the validation users' pairs alike (neighbouring goals of 10-goal navigation order 81% alike,
+# two halves of one group about 98-99%).
+DUPLICATE_AGREEMENT = 0.95
 # The size field of each method that can choose its size, and its candidates' field.
 SIZE_FIELDS = {"maxmin": ("maxmin.num_clusters", "maxmin.candidates"),
                "pref": ("pref.num_bases", "pref.candidates")}
@@ -87,6 +95,19 @@ def _no_gain_for(curve: list[dict], patience: int) -> bool:
              for r in curve[-patience:])
 
 
+def distinct_clusters(model: nnx.Module, data: UserComparisons) -> int:
+  """How many of a mixture's K rewards are distinct groups: clusters, largest first, are kept
+  unless their reward orders DUPLICATE_AGREEMENT of `data`'s pairs as a kept one does."""
+  a, b = data.a[data.mask], data.b[data.mask]
+  prefers_PxK = np.asarray(model.rewards(a) - model.rewards(b)) > 0
+  kept = []
+  for k in np.argsort(-np.asarray(model.log_pi[...]), kind="stable"):
+    if all((prefers_PxK[:, k] == prefers_PxK[:, j]).mean() < DUPLICATE_AGREEMENT
+           for j in kept):
+      kept.append(k)
+  return len(kept)
+
+
 def _num_params(model: nnx.Module) -> int:
   return int(sum(np.size(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
 
@@ -97,7 +118,7 @@ def fit_auto(name: str, config: ml_collections.ConfigDict, data: UserComparisons
   """Chooses `name`'s size on validation users, then trains it on every training user.
 
   Checkpoints: each candidate's fit in `ckpt_dir`/selection/<size>, the final one in
-  `ckpt_dir`/final, so a killed run resumes where it stopped.
+  `ckpt_dir`/final/<size>, so a killed run resumes where it stopped.
 
   Returns:
     `(method, model, info)`: the method at the chosen size, its model, and the final fit's
@@ -128,21 +149,26 @@ def fit_auto(name: str, config: ml_collections.ConfigDict, data: UserComparisons
       train_ll = float(np.max([r["log_lik"] for r in info["restarts"]]))
       num_pairs = int(fit_data.mask.sum())
       row.update(train_log_lik=train_ll, num_params=_num_params(model),
-                 bic=-2 * train_ll + _num_params(model) * np.log(num_pairs))
+                 bic=-2 * train_ll + _num_params(model) * np.log(num_pairs),
+                 distinct_clusters=distinct_clusters(model, val_data))
     curve.append(row)
     logging.info("%s: %s = %d: validation log-lik %.4f +- %.4f", name, field, size, ll, se)
     if _no_gain_for(curve, config.selection.patience):
       break
   chosen = one_standard_error([r["size"] for r in curve], [r["heldout_log_lik"] for r in curve],
                               [r["heldout_log_lik_se"] for r in curve])
+  by_likelihood = chosen
+  if name == "maxmin":  # clusters that split one group serve its users as one would
+    chosen = next(r["distinct_clusters"] for r in curve if r["size"] == chosen)
   sized = configs.with_overrides(config, {field: chosen})
   method = methods.make_method(name, sized)
   model, info = (method.fit or train.fit)(
-      method, sized, data, ckpt_dir=os.path.join(ckpt_dir, "final"),
+      method, sized, data, ckpt_dir=os.path.join(ckpt_dir, "final", str(chosen)),
       metrics_path=metrics_path, on_chunk=on_chunk)
   if method.bind is not None:
     method = method.bind(data)
   info["selection"] = dict(field=field, candidates=candidates, chosen=chosen,
+                           chosen_by_likelihood=by_likelihood,
                            tried=[r["size"] for r in curve],
                            num_validation_users=int(val.sum()), curve=curve)
   return method, model, info

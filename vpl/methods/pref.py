@@ -272,7 +272,8 @@ def make(config: ml_collections.ConfigDict) -> Method:
     curve = [0.0]
     if len(p.prior_scales) > 1:
       curve = pref_prior.scale_curve(
-          model.phi, data, np.flatnonzero(calibration_U), mean, cov, scales=p.prior_scales, ridge=p.prior_ridge,
+          model.phi, data, np.flatnonzero(calibration_U), mean, cov, scales=p.prior_scales,
+          ridge=p.prior_ridge,
           num_context=config.eval.num_context, newton_steps=p.newton_steps,
           rng=seeding.rng(config.seed, "pref", "prior"))
     scale = float(p.prior_scales[int(np.argmax(curve))])

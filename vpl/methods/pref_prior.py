@@ -7,10 +7,11 @@ fraction of the training users whose pairs train the pooled reward but not the b
 personal directions (`calibration_users`), each get `num_context` of their pairs as a
 context (as a new user would) and the rest as targets, and s is the value of a grid that
 maximises the mean log-likelihood of the targets under the MAP lambda of the contexts.
-(Scored on users whose pairs fitted the bases, the larger scales always win: the bases
-already point along those users' own preferences.) s = 0 is the population's reward for everyone (what a
-single reward gives), so where a few pairs cannot tell users apart, the chosen s lets a new
-user's weights stay at the population's (docs/methods.md, 'PReF').
+(Scored on users whose pairs fitted the bases, the largest scale won on Ecdat, where the
+smallest ones predict new users best: the bases already point along those users' own
+preferences.) s = 0 is the population's reward for everyone (what a single reward gives), so
+where a few pairs cannot tell users apart, the chosen s keeps a new user's weights at the
+population's (docs/methods.md, 'PReF').
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def context_split(data: UserComparisons, users: np.ndarray, num_context: int,
   return ctx, target
 
 
-def scale_curve(phi, data: UserComparisons, users: np.ndarray, mean_J: np.ndarray, cov_JxJ: np.ndarray, *,
+def scale_curve(phi, data: UserComparisons, users: np.ndarray, mean_J: np.ndarray,
+                cov_JxJ: np.ndarray, *,
                 scales: Sequence[float], ridge: float, num_context: int, newton_steps: int,
                 rng: np.random.Generator) -> list[float]:
   """Mean target log-likelihood per pair `[len(scales)]` of `users` given their contexts.
