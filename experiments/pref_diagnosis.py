@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from vpl import analysis, evaluate
+from vpl import analysis, evaluate, seeding
 from vpl.methods import pref_prior
 from vpl.models.pref import map_weights
 
@@ -40,6 +40,11 @@ def main(argv):
   v_ctx = phi(ctx["a"]) - phi(ctx["b"])
   mean = np.asarray(model.prior_mean[...])
   weights = np.asarray(model.user_weights[...])
+  if len(p.prior_scales) > 1:  # calibration users' own weights are never trained
+    calibration = pref_prior.calibration_users(
+        tr, p.calibration_fraction, run.config.eval.num_context,
+        seeding.rng(run.config.seed, "pref", "calibration"))
+    tr, weights = tr.select_users(np.flatnonzero(~calibration)), weights[~calibration]
   cov = pref_prior.spread(weights, mean, p.prior)
   if "btl" in scores:
     print(f"btl, held-out:                          {scores['btl']['heldout_accuracy']:.3f}")
@@ -54,10 +59,10 @@ def main(argv):
                       num_steps=p.newton_steps)
     print(f"pref, prior covariance x {scale:<5g}:        "
           f"{_accuracy(v_ho, np.asarray(lam), ho.label, run.target_mask):.3f}")
-  print(f"training users, own weights, own pairs: "
+  print(f"training users (less calibration users), own weights, own pairs: "
         f"{_accuracy(phi(tr.a) - phi(tr.b), weights, tr.label, tr.mask):.3f}")
   print(f"training users' weights: |mean| {np.linalg.norm(mean):.2f}, spread (sd per base) "
-        f"{np.sqrt(np.diag(cov)).round(2).tolist()}")
+        f"{[round(float(x), 2) for x in np.sqrt(np.diag(cov))]}")
 
 
 if __name__ == "__main__":
