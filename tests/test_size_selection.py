@@ -29,6 +29,10 @@ def test_search_stops_after_patience_sizes_without_gain():
   assert not size_selection._no_gain_for(curve[:3], 2)  # only one size after the best
   assert not size_selection._no_gain_for(curve[:2] + [row(-0.2), row(-0.3)], 2)
   assert not size_selection._no_gain_for(curve, 0)
+  # The mixture: stops once two more sizes add no distinct cluster.
+  count = lambda *ns: [dict(distinct_clusters=n) for n in ns]
+  assert size_selection._no_gain_for(count(1, 2, 3, 3, 3), 2, "distinct_clusters")
+  assert not size_selection._no_gain_for(count(1, 2, 3, 3), 2, "distinct_clusters")
 
 
 def test_distinct_clusters_counts_copies_once():

@@ -13,7 +13,7 @@ errors, so the chosen K is then the number of *distinct* clusters of the model t
 (`distinct_clusters`: two clusters whose rewards order 95% of the validation pairs alike
 count once). Sizes are tried in increasing order and the search stops
 once `selection.patience` sizes in a row gain less than a standard error over the best
-before them. The method is then trained at the chosen size on all the training users.
+before them (the mixture: once they add no distinct cluster). The method is then trained at the chosen size on all the training users.
 For the EM mixture, the Bayesian information criterion of each fit, -2 log-lik +
 (parameters) log(pairs), is reported beside it but does not choose: each cluster's penalty is
 a whole network's parameter count times log(pairs), about as large as what a group's own
@@ -85,14 +85,15 @@ def one_standard_error(sizes: list[int], log_lik: list[float], se: list[float]) 
   return next(s for s, ll in zip(sizes, log_lik) if ll >= log_lik[best] - se[best])
 
 
-def _no_gain_for(curve: list[dict], patience: int) -> bool:
-  """Whether the last `patience` sizes all failed to beat the best before them by one of
-  their standard errors (larger sizes are then not tried)."""
+def _no_gain_for(curve: list[dict], patience: int, key: str = "heldout_log_lik") -> bool:
+  """Whether the last `patience` sizes all failed to beat the best before them: by one of
+  their standard errors for the log-likelihood, at all for a count (`distinct_clusters`).
+  Larger sizes are then not tried."""
   if patience < 1 or len(curve) <= patience:
     return False
-  best = max(r["heldout_log_lik"] for r in curve[:-patience])
-  return all(r["heldout_log_lik"] < best + r["heldout_log_lik_se"]
-             for r in curve[-patience:])
+  best = max(r[key] for r in curve[:-patience])
+  margin = (lambda r: r["heldout_log_lik_se"]) if key == "heldout_log_lik" else (lambda r: 1)
+  return all(r[key] < best + margin(r) for r in curve[-patience:])
 
 
 def distinct_clusters(model: nnx.Module, data: UserComparisons) -> int:
@@ -153,7 +154,10 @@ def fit_auto(name: str, config: ml_collections.ConfigDict, data: UserComparisons
                  distinct_clusters=distinct_clusters(model, val_data))
     curve.append(row)
     logging.info("%s: %s = %d: validation log-lik %.4f +- %.4f", name, field, size, ll, se)
-    if _no_gain_for(curve, config.selection.patience):
+    # The mixture stops once its distinct clusters stop growing (its likelihood keeps
+    # rising on noiseless labels as groups split); other methods once the likelihood does.
+    key = "distinct_clusters" if name == "maxmin" else "heldout_log_lik"
+    if _no_gain_for(curve, config.selection.patience, key):
       break
   chosen = one_standard_error([r["size"] for r in curve], [r["heldout_log_lik"] for r in curve],
                               [r["heldout_log_lik_se"] for r in curve])
