@@ -30,19 +30,23 @@ flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to run.")
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  rows = ["| task | method | true size | chosen (per seed) | acc. auto | acc. true size |",
+  rows = ["| task | method | true size | chosen per seed (maxmin: by likelihood) | acc. auto "
+          "| acc. true size |",
           "| --- | --- | --- | --- | --- | --- |"]
   panels = []
   for case in FLAGS.cases:
     task, method = case.split(":")
     config = select.get_config(f"task={task},method={method}")
     true = tasks.preset(task).num_groups
-    chosen, acc_auto, acc_true, curves = [], [], [], []
+    chosen, shown, acc_auto, acc_true, curves = [], [], [], [], []
     for seed in [int(s) for s in FLAGS.seeds]:
       seeded = configs.with_overrides(config, {"seed": seed})
       base = os.path.join(FLAGS.workdir, f"{task}_{method}", f"seed_{seed}")
       result = train_and_evaluate(seeded, base)["methods"][method]
-      chosen.append(result["selection"]["chosen"])
+      sel = result["selection"]
+      chosen.append(sel["chosen"])
+      shown.append(f"{sel['chosen']} ({sel['chosen_by_likelihood']})" if method == "maxmin"
+                   else str(sel["chosen"]))
       acc_auto.append(result["heldout_accuracy"])
       curves.append((f"seed {seed}", result["selection"]))
       if chosen[-1] == true:
@@ -54,7 +58,7 @@ def main(argv):
       print(f"{case} seed {seed}: chosen {chosen[-1]} (true {true}), accuracy "
             f"{acc_auto[-1]:.3f} vs {acc_true[-1]:.3f}", flush=True)
     fmt = lambda xs: " / ".join(f"{x:.3f}" for x in xs)
-    rows.append(f"| {task} | {method} | {true} | {' / '.join(map(str, chosen))} | "
+    rows.append(f"| {task} | {method} | {true} | {' / '.join(shown)} | "
                 f"{fmt(acc_auto)} | {fmt(acc_true)} |")
     panels.append((f"{task} {method} (true={true})", curves))
   text = "\n".join(rows)
