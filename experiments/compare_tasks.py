@@ -2,6 +2,7 @@
 
   python -m experiments.compare_tasks --workdir=runs/compare            # 6 tasks x seeds 0,1,2
   python -m experiments.compare_tasks --workdir=runs/compare --tasks=ufp4 --seeds=0
+  python -m experiments.compare_tasks --workdir=runs/compare_pref --methods=btl,pref
 
 Task T, seed N runs in DIR/T/seed_N (resumable like experiments.main). Writes DIR/summary.md
 (the tables over tasks, of held-out accuracy and of accuracy on unseen items, each task's
@@ -13,13 +14,14 @@ import os
 from absl import app, flags, logging
 
 from experiments.configs import compare
-from vpl import report
+from vpl import configs, report
 from vpl.experiment import run_seeds
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Base directory; DIR/TASK/seed_N per run.", required=True)
 flags.DEFINE_list("tasks", list(compare.TASKS), "Tasks of experiments/configs/compare.py.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to run.")
+flags.DEFINE_list("methods", list(compare.METHODS), "Methods to train (a subset of the config's).")
 
 
 def main(argv):
@@ -27,7 +29,8 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   runs_by_task = {}
   for task in FLAGS.tasks:
-    config = compare.get_config(f"task={task}")
+    config = configs.with_overrides(compare.get_config(f"task={task}"),
+                                    {"methods": tuple(FLAGS.methods)})
     runs_by_task[task] = run_seeds(config, os.path.join(FLAGS.workdir, task),
                                    [int(s) for s in FLAGS.seeds])
     print(f"{task}: done", flush=True)

@@ -40,7 +40,15 @@ def test_claims_on_a_multi_group_task():
   claims = {c: ok for c, ok, _ in report.comparison_claims(runs)}
   assert claims == {"vpl >= BTL + 0.10": True, "maxmin >= BTL + 0.10": True,
                     "pref >= BTL + 0.10": False,  # 0.69 < 0.70 in seed 0
-                    "VPL >= oracle - 0.03": False}  # 0.96 < 0.97 in seed 1
+                    "VPL >= oracle - 0.03": False,  # 0.96 < 0.97 in seed 1
+                    "PReF >= BTL - 0.005": True}
+
+
+def test_pref_never_below_btl_claim():
+  ok = report.comparison_claims([_run(0, dict(btl=0.95, pref=0.946), shares=(1.0,))])
+  bad = report.comparison_claims([_run(0, dict(btl=0.95, pref=0.944), shares=(1.0,))])
+  assert [(c, o) for c, o, _ in ok] == [("PReF >= BTL - 0.005", True)]
+  assert [(c, o) for c, o, _ in bad] == [("PReF >= BTL - 0.005", False)]
 
 
 def test_no_margin_claim_where_the_ceiling_leaves_no_room():

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO
 from experiments.configs import args, default
-from vpl import experiment, methods
+from vpl import configs, experiment, methods, size_selection
 from vpl.data import sources, tasks
 from vpl.data.comparisons import check_enough_pairs, split_users
 
@@ -56,7 +56,11 @@ def test_config_loads_locked_and_builds(name, arg):
     assert group in config, group
 
   for method_name in config.methods:
-    method = methods.make_method(method_name, config)
+    sized = config
+    if size_selection.is_auto(config, method_name):  # each candidate size is a method
+      field, candidates = size_selection.SIZE_FIELDS[method_name]
+      sized = configs.with_overrides(config, {field: configs.lookup(config, candidates)[-1]})
+    method = methods.make_method(method_name, sized)
     assert method.name == method_name
     # What fit and evaluation will check, checked now on a single device.
     assert config.train.checkpoint_every % config.train.steps_per_call == 0

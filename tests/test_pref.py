@@ -11,10 +11,10 @@ import pytest
 from flax import nnx
 
 from conftest import edited, swap_pairs
-from vpl import experiment, methods, train
+from vpl import experiment, methods, seeding, train
 from vpl.data import pairs, synthetic
 from vpl.data.comparisons import from_flat
-from vpl.methods import pref
+from vpl.methods import pref, pref_prior
 from vpl.models.pref import log_posterior, map_weights, question_scores
 
 J = 3
@@ -208,8 +208,18 @@ def test_fit_reports_random_init_without_shared_pairs(tiny_config, tmp_path):
   assert info["init"] == pref.RANDOM_INIT == "random (no shared pairs)"
   assert info["num_shared_pairs"] == 0 and info["num_distinct_pairs"] == 30 * 16
   assert info["shared_label_fraction"] == 0
-  # The prior stored in the model is the one fitted to the trained weights.
-  mean, precision = pref.fit_prior(np.asarray(model.user_weights[...]), "empirical", 0.01)
+  # The prior stored in the model: at the population's weights, with the spread of the
+  # other users' trained weights (not the calibration users'), times the chosen scale.
+  calibration = pref_prior.calibration_users(
+      data, config.pref.calibration_fraction, config.eval.num_context,
+      seeding.rng(config.seed, "pref", "calibration"))
+  assert calibration.sum() == 6
+  scale = float(model.prior_scale[...])
+  assert scale in config.pref.prior_scales
+  assert scale == config.pref.prior_scales[int(np.argmax(model.prior_curve[...]))]
+  mean, precision = pref.fit_prior(np.asarray(model.user_weights[...])[~calibration],
+                                   "empirical", 0.01, scale,
+                                   np.asarray(model.population_weights[...]))
   np.testing.assert_allclose(model.prior_mean[...], mean, rtol=1e-5)
   np.testing.assert_allclose(model.prior_precision[...], precision, rtol=1e-4)
 
@@ -268,9 +278,40 @@ def test_end_to_end_tiny_run_writes_every_method(tiny_config, tmp_path):
     saved = {k: v for k, v in results["methods"][name].items() if k not in ("train_seconds", "fit")}
     assert again[name] == saved, name
   np.testing.assert_array_equal(run.models["pref"].prior_mean[...],
-                                pref.fit_prior(np.asarray(run.models["pref"].user_weights[...]),
-                                               "empirical", 0.01)[0].astype(np.float32))
+                                run.models["pref"].population_weights[...])
   acc = {n: results["methods"][n]["heldout_accuracy"] for n in names}
   # Seed 0 of the tiny config: btl 0.690, dpl_mv 0.698, dpl_cat 0.690, pref 0.802.
   assert acc["pref"] > acc["btl"] + 0.05
   assert abs(acc["dpl_mv"] - acc["btl"]) < 0.05 and abs(acc["dpl_cat"] - acc["btl"]) < 0.05
+
+
+def test_calibration_users_train_the_pooled_reward_only(tiny_config):
+  """Their pairs give no gradient to their own weights (their held-out likelihood chooses the
+  prior's scale), and do give one to the population's weights."""
+  data = synthetic.didactic(num_users=30, pairs_per_user=16, seed=0).data
+  method = methods.make_method("pref", tiny_config).bind(data)
+  calibration = pref_prior.calibration_users(
+      data, tiny_config.pref.calibration_fraction, tiny_config.eval.num_context,
+      seeding.rng(tiny_config.seed, "pref", "calibration"))
+  users = np.flatnonzero(calibration)
+  model = method.make_model(2, nnx.Rngs(0))
+  batch = dict(a=data.a[users, :4].reshape(-1, 2), b=data.b[users, :4].reshape(-1, 2),
+               label=data.label[users, :4].reshape(-1), user=np.repeat(users, 4))
+  grads = nnx.grad(lambda m: method.loss(m, batch, None, None)[0])(model)
+  assert np.abs(np.asarray(grads.user_weights[...])).max() == 0
+  assert np.abs(np.asarray(grads.population_weights[...])).max() > 0
+
+
+def test_prior_scale_curve_by_hand():
+  """One user, one base phi(s) = s: context says lambda > 0, targets agree; the scale 0 prior
+  (lambda = m = 0) gives log(1/2) per target, a wide prior a better likelihood."""
+  a = np.zeros((1, 6, 1), np.float32)
+  b = a.copy()
+  a[0, :, 0] = 1.0
+  data = from_flat(a[0], b[0], np.ones(6, np.float32), np.zeros(6, np.int64))
+  curve = pref_prior.scale_curve(lambda s: s, data, np.array([0]), np.zeros(1),
+                                 np.ones((1, 1)), scales=(0.0, 10.0), ridge=1e-6,
+                                 num_context=2, newton_steps=20,
+                                 rng=np.random.default_rng(0))
+  assert curve[0] == pytest.approx(np.log(0.5), abs=1e-4)
+  assert curve[1] > curve[0] + 0.2

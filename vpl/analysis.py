@@ -28,7 +28,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from vpl import adapt, config_checks, evaluate, experiment, methods, train
+from vpl import (adapt, config_checks, configs, evaluate, experiment, methods,
+                 size_selection, train)
 from vpl.configs import load_config
 from vpl.checkpointing import Checkpointer
 from vpl.data import sources
@@ -238,14 +239,27 @@ def load_run(workdir: str, step: Optional[int] = None) -> Run:
   """
   config = load_config(workdir)
   config_checks.check(config)
-  every = {name: methods.make_method(name, config) for name in config.methods}
+  results = None
+  results_path = os.path.join(workdir, "results.json")
+  if os.path.exists(results_path):
+    with open(results_path) as f:
+      results = json.load(f)
   data = experiment.experiment_data(config)
   # Refuses to pair the run's models with data other than they were trained on.
   experiment.check_data(workdir, config, data, write=False)
   feature_dim = data.evaluated.feature_dim
   loaded, models, steps, skipped = {}, {}, {}, {}
-  for name, method in every.items():
-    ckpt_dir = os.path.join(workdir, "checkpoints", name)
+  for name in config.methods:
+    ckpt_dir, sized = os.path.join(workdir, "checkpoints", name), config
+    if size_selection.is_auto(config, name):  # the size the run chose, and its final fit
+      chosen = ((results or {}).get("methods", {}).get(name, {}).get("selection") or {}).get(
+          "chosen")
+      if chosen is None:
+        skipped[name] = "its size is chosen from data and the run has not finished"
+        continue
+      sized = configs.with_overrides(config, {size_selection.SIZE_FIELDS[name][0]: chosen})
+      ckpt_dir = os.path.join(ckpt_dir, "final", str(chosen))
+    method = methods.make_method(name, sized)
     restore: Any = getattr(method, "restore", None)
     if method.fit is not None and restore is None:
       skipped[name] = ("it trains with its own fit and has no restore(config, feature_dim, "
@@ -254,18 +268,13 @@ def load_run(workdir: str, step: Optional[int] = None) -> Run:
       skipped[name] = f"{ckpt_dir} does not exist (not trained yet)"
     else:
       if restore is not None:
-        models[name], steps[name] = restore(config, feature_dim, ckpt_dir, step)
+        models[name], steps[name] = restore(sized, feature_dim, ckpt_dir, step)
       else:
         bound = method if method.bind is None else method.bind(data.train)
-        models[name], steps[name] = restore_model(bound, config, feature_dim, ckpt_dir, step)
+        models[name], steps[name] = restore_model(bound, sized, feature_dim, ckpt_dir, step)
       loaded[name] = method
   for name, why in skipped.items():
     logging.warning("load_run(%s): skipping %s: %s.", workdir, name, why)
-  results = None
-  results_path = os.path.join(workdir, "results.json")
-  if os.path.exists(results_path):
-    with open(results_path) as f:
-      results = json.load(f)
   return Run(workdir, config, data, data.task, data.train, data.evaluated, data.context_idx,
              data.target_mask, loaded, models, steps, skipped, results)
 

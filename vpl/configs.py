@@ -35,6 +35,27 @@ def lookup(config: ml_collections.ConfigDict, dotted: str):
   return node.to_dict() if isinstance(node, ml_collections.ConfigDict) else node
 
 
+# Size fields that also take the string "auto" (chosen from data, vpl/size_selection.py):
+# held as untyped references so `--config.maxmin.num_clusters=auto` and `=3` both parse.
+AUTO_FIELDS = ("maxmin.num_clusters", "pref.num_bases")
+
+
+def allow_auto(config: ml_collections.ConfigDict) -> None:
+  """Makes the AUTO_FIELDS of `config` (present ones) accept an int or "auto", in place."""
+  for dotted in AUTO_FIELDS:
+    *groups, last = dotted.split(".")
+    node = config
+    if not all(g in node for g in groups):
+      continue
+    for g in groups:
+      node = node[g]
+    if last in node:
+      with config.unlocked():
+        value = node[last]
+        del node[last]
+        node[last] = ml_collections.FieldReference(value, field_type=object)
+
+
 def with_overrides(config: ml_collections.ConfigDict,
                    overrides: dict[str, Any]) -> ml_collections.ConfigDict:
   """A locked copy of `config` with dotted fields set, e.g. `{'loss.beta': 0.1}`.
@@ -53,6 +74,9 @@ def with_overrides(config: ml_collections.ConfigDict,
       raise ValueError(f"override {dotted!r}: config has no field {last!r} (a typo? locked "
                        f"configs take no new fields).")
     with c.unlocked():
+      if dotted in AUTO_FIELDS:
+        del node[last]
       node[last] = value
+  allow_auto(c)
   c.lock()
   return c

@@ -19,7 +19,7 @@ import jax
 import ml_collections
 
 from vpl import (adapt, best_of_n, config_checks, distributed, evaluate, methods, report,
-                 seeding, selection, train)
+                 seeding, selection, size_selection, train)
 from vpl.data import fingerprint, sources, streaming
 from vpl.data.comparisons import UserComparisons
 from vpl.workdir import lock as lock_workdir
@@ -106,7 +106,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
 def _train_and_evaluate(config, workdir, on_chunk) -> dict:
   _write_config(config, workdir)
-  to_train = {name: methods.make_method(name, config) for name in config.methods}
+  # None: the size is chosen from data while training (vpl/size_selection.py).
+  to_train = {name: None if size_selection.is_auto(config, name) else
+              methods.make_method(name, config) for name in config.methods}
   exp = experiment_data(config)
   check_data(workdir, config, exp, write=True)
   if isinstance(exp.train, UserComparisons):  # every process must train on the same users
@@ -130,14 +132,23 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
   models = {}
   for name, method in to_train.items():
     hook = None if on_chunk is None else (lambda step, n=name: on_chunk(n, step))
-    model, info = (method.fit or train.fit)(
-        method, config, train_data, ckpt_dir=os.path.join(workdir, "checkpoints", name),
-        metrics_path=os.path.join(workdir, "metrics.jsonl"), on_chunk=hook)
+    ckpt_dir = os.path.join(workdir, "checkpoints", name)
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    if method is None:
+      method, model, info = size_selection.fit_auto(
+          name, config, train_data, ckpt_dir=ckpt_dir, metrics_path=metrics_path,
+          on_chunk=hook)
+    else:
+      model, info = (method.fit or train.fit)(
+          method, config, train_data, ckpt_dir=ckpt_dir, metrics_path=metrics_path,
+          on_chunk=hook)
     scores = score_method(method, model, exp)
     scores["train_seconds"] = info["train_seconds"]
     # What the method's trainer reports about itself (e.g. PReF's init, MaxMin's EM rounds).
     scores["fit"] = {k: v for k, v in info.items()
                      if k != "train_seconds" and isinstance(v, (str, int, float, type(None)))}
+    if "selection" in info:  # the size chosen from data, and its curve
+      scores["selection"] = info["selection"]
     results["methods"][name] = scores
     if "active_units" in scores:
       results.setdefault("active_units", {})[name] = scores["active_units"]
@@ -178,6 +189,13 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
       from vpl.policy.evaluate import spec_from
       render.trajectories(spec_from(config, task.num_groups), paths,
                           os.path.join(workdir, "trajectories.png"))
+    chosen = [(name, r["selection"]) for name, r in results["methods"].items()
+              if "selection" in r]
+    if chosen:
+      from vpl import selection_plots  # matplotlib only when a figure is drawn.
+      selection_plots.selection_curves(
+          [(f"{exp.name} seed {config.seed}: {name}", [(name, sel)]) for name, sel in chosen],
+          os.path.join(workdir, "selection.png"))
     if "adaptation" in results:
       from vpl import adapt_plots  # matplotlib only when a figure is drawn.
       adapt_plots.adaptation_curves([results], os.path.join(workdir, "adaptation.png"))

@@ -19,7 +19,7 @@ def bt_log_likelihood(logit: jax.Array, label: jax.Array) -> jax.Array:
   return label * jax.nn.log_sigmoid(logit) + (1 - label) * jax.nn.log_sigmoid(-logit)
 
 
-def _masked_mean(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
+def masked_mean(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
   if mask is None:
     return x.mean()
   mask = mask.astype(x.dtype)
@@ -29,7 +29,7 @@ def _masked_mean(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
 def bt_loss(logit: jax.Array, label: jax.Array,
             mask: Optional[jax.Array] = None) -> jax.Array:
   """Mean binary cross-entropy of Bradley-Terry over the (masked) pairs."""
-  return -_masked_mean(bt_log_likelihood(logit, label), mask)
+  return -masked_mean(bt_log_likelihood(logit, label), mask)
 
 
 def gaussian_kl(mu: jax.Array, log_var: jax.Array, prior_mu: jax.Array,

@@ -161,7 +161,7 @@ def comparison_claims(runs: list[dict]) -> list[tuple[str, bool, str]]:
 
   Multi-group tasks: each personalising method beats BTL by >= 0.10 where the BTL ceiling
   leaves that room (oracle - ceiling >= 0.10), and VPL is within 0.03 of the oracle. A task
-  with one group (`unimodal`): VPL within 0.01 of BTL.
+  with one group (`unimodal`): VPL within 0.01 of BTL. Every task: PReF >= BTL - 0.005.
   """
   present = lambda name: all(name in r["methods"] for r in runs)
   acc = lambda r, name: r["methods"][name]["heldout_accuracy"]
@@ -179,6 +179,9 @@ def comparison_claims(runs: list[dict]) -> list[tuple[str, bool, str]]:
     if present("vpl"):
       checks.append(("VPL >= oracle - 0.03", ">=",
                      [(acc(r, "vpl"), r["oracle_accuracy"] - 0.03) for r in runs]))
+  if present("pref") and present("btl"):  # PReF holds a BTL-trained reward (docs/methods.md)
+    checks.append(("PReF >= BTL - 0.005", ">=",
+                   [(acc(r, "pref"), acc(r, "btl") - 0.005) for r in runs]))
   compare = {">=": lambda x, y: x >= y, "<=": lambda x, y: x <= y}
   return [(claim, all(compare[op](x, y) for x, y in pairs),
            ", ".join(f"{x:.3f} {op} {y:.3f}" for x, y in pairs))

@@ -30,6 +30,8 @@ STREAMS = (
     # states of the reward scaling, evaluation episodes; best-of-N prompts.
     *(("policy", s) for s in ("data", "users", "context", "train", "ref", "eval")),
     ("best_of_n",),
+    ("pref", "calibration"),  # PReF's calibration users (vpl/methods/pref_prior.py)
+    ("pref", "prior"),        # their context pairs
 )
 
 

@@ -10,6 +10,8 @@ Expected: (seed 0) oracle 1.000, VPL 0.998, BTL 0.670 against its ceiling 0.674;
 
 import ml_collections
 
+from vpl import configs
+
 # Every method of vpl/methods (tests check this list against the registry); configs stay plain
 # data and import no JAX.
 ALL_METHODS = ("btl", "vpl", "dpl_mv", "dpl_cat", "pref", "maxmin")
@@ -82,6 +84,13 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.pref.newton_steps = 10  # new user's MAP lambda
   c.pref.prior = "empirical"  # empirical | isotropic: Gaussian prior of a new user's lambda
   c.pref.prior_ridge = 0.01  # added to the prior covariance's diagonal
+  # Scales of the prior covariance tried; the one with the best held-out likelihood on the
+  # training users is kept (0: everyone gets the population's reward; one value fixes it).
+  c.pref.prior_scales = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+  # Training users it is chosen on; their pairs train the pooled reward only.
+  c.pref.calibration_fraction = 0.2
+  # Weight of the population's reward m . phi trained as one BTL reward on the pooled pairs.
+  c.pref.population_coef = 1.0
   c.pref.svd_rounds = 10  # SVD initialisation (only when users label shared pairs)
   c.pref.svd_max_pairs = 1000  # caps on the SVD's matrix (most-labelled pairs, then users)
   c.pref.svd_max_users = 1000
@@ -175,5 +184,15 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.metrics = ml_collections.ConfigDict()
   c.metrics.tensorboard = False
 
+  # Choosing a size from data (vpl/size_selection.py): with maxmin.num_clusters = "auto" or
+  # pref.num_bases = "auto", the size in maxmin.candidates / pref.candidates with the best
+  # held-out log-likelihood on this fraction of the training users (one-standard-error rule).
+  c.maxmin.candidates = (1, 2, 3, 4, 5, 6, 8, 10, 12)
+  c.pref.candidates = (1, 2, 3, 4, 6, 8)
+  c.selection = ml_collections.ConfigDict()
+  c.selection.validation_fraction = 0.2
+  c.selection.patience = 2  # stop after this many larger sizes without a gain (0: try all)
+
+  configs.allow_auto(c)
   c.lock()
   return c

@@ -2,6 +2,7 @@
 
 Command:  python -m experiments.main --workdir=runs/nav2 --config=experiments/configs/navigation.py:goals=2
           python -m experiments.main --workdir=runs/nav10 --config=experiments/configs/navigation.py:goals=10
+          (goals=3 and goals=4 exist for choosing MaxMin's K from data: docs/methods.md)
 Runtime:  about 15 s (2 goals) and 25 s (10 goals) on the 2-core CPU.
 Expected: BTL learns one centroid (a reward peaked between the goals) and sits at its
           ceiling; VPL recovers each user's goal from their context pairs, near the oracle.
@@ -18,7 +19,7 @@ TEN_GOALS = {"model.latent_dim": 16, "train.num_steps": 5000, "train.num_context
 
 
 def get_config(arg: str = "goals=2"):
-  goals = args.parse(arg, "navigation.py", goals=args.Key(2, (2, 10), int))["goals"]
+  goals = args.parse(arg, "navigation.py", goals=args.Key(2, (2, 3, 4, 10), int))["goals"]
   preset = tasks.preset(f"navigation{goals}")
   return configs.with_overrides(default.get_config(), {
       "data.source": preset.generator, "data.kwargs": preset.kwargs,

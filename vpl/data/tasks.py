@@ -39,6 +39,9 @@ PRESETS: dict[str, Preset] = {
                                              pairs_per_user=24, temperature=0.0), 2),
     "navigation2": Preset("navigation", dict(num_goals=2, num_users=1000, pairs_per_user=64,
                                              temperature=0.0), 2),
+    **{f"navigation{g}": Preset("navigation", dict(num_goals=g, num_users=1000,
+                                                   pairs_per_user=64, temperature=0.0), g)
+       for g in (3, 4)},
     "navigation10": Preset("navigation", dict(num_goals=10, num_users=1000,
                                               pairs_per_user=64, temperature=0.0), 10),
     # Walled navigation whose pairs are states of exploratory trajectories (policy config).

@@ -73,6 +73,8 @@ def make(config: ml_collections.ConfigDict) -> Method:
     raise ValueError(f"maxmin.em = {mm.em!r}; choose 'hard' or 'soft'.")
   if mm.init not in INITS:
     raise ValueError(f"maxmin.init = {mm.init!r}; choose one of {INITS}.")
+  if mm.num_clusters == "auto":  # each size tried is a method (vpl/size_selection.py)
+    raise ValueError("maxmin.num_clusters = 'auto': make the method at one size of them.")
   for name in ("num_clusters", "restarts", "max_rounds", "steps_per_round", "pairs_per_step"):
     if mm[name] < 1:
       raise ValueError(f"maxmin.{name} = {mm[name]}; it must be at least 1.")

@@ -19,11 +19,18 @@ says so (a log line and `init` in the fit's info). The same holds when fewer tha
 MIN_SHARED_FRACTION of the labels fall on shared pairs (Ecdat `Train`: 5 pairs shared by 8
 of 232 users), where the SVD would initialise a handful of users.
 
-After training, the prior of a new user's lambda is a Gaussian at the training weights' mean,
-with their empirical covariance (`pref.prior = 'empirical'`) or their mean variance times I
-('isotropic'), plus `pref.prior_ridge` on the diagonal; it is stored in the model. It is a
-pure function of the trained weights (`finalize`), so a model restored from a checkpoint gets
-exactly the same prior.
+The weights are penalised toward the population's weights m (`population_weights`, a
+parameter), not toward 0, and with `pref.population_coef` > 0 the population's reward
+m . phi is also trained as one Bradley-Terry reward on the pooled pairs: PReF then contains
+a single reward as good as BTL's, and everyone's weights are deviations from it.
+
+After training, the prior of a new user's lambda is a Gaussian at m with covariance
+s * Sigma + `pref.prior_ridge` I, Sigma the training weights' spread around m (empirical, or
+isotropic); the scale s is chosen from `pref.prior_scales` by the held-out likelihood of the
+training users' own pairs given a context of `eval.num_context` of them
+(`vpl/methods/pref_prior.py`). It is stored in the model, and is a pure function of the
+trained weights and the training users (`finalize`), so a model restored from a checkpoint
+gets exactly the same prior.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -39,10 +47,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from vpl import losses
+from vpl import losses, seeding
 from vpl.data.comparisons import UserComparisons
 from vpl.data.pairs import pair_ids
 from vpl.method import Method
+from vpl.methods import pref_prior
 from vpl.methods.sampling import sample_pairs
 from vpl.models.pref import PReFModel
 
@@ -167,22 +176,23 @@ def prefit_bases(model: PReFModel, a: np.ndarray, b: np.ndarray, target: np.ndar
   return before, float(mse(params))
 
 
-def fit_prior(weights_UxJ: np.ndarray, kind: str, ridge: float) -> tuple[np.ndarray, np.ndarray]:
-  """Mean `[J]` and precision `[J, J]` of the Gaussian prior of a new user's weights."""
-  mean = weights_UxJ.mean(0)
-  j = weights_UxJ.shape[1]
-  if kind == "empirical":
-    cov = np.atleast_2d(np.cov(weights_UxJ, rowvar=False)) if len(weights_UxJ) > 1 else (
-        np.zeros((j, j)))
-  elif kind == "isotropic":
-    cov = weights_UxJ.var(0).mean() * np.eye(j)
-  else:
-    raise ValueError(f"pref.prior = {kind!r}; choose 'empirical' or 'isotropic'.")
-  return mean, np.linalg.inv(cov + ridge * np.eye(j))
+def fit_prior(weights_UxJ: np.ndarray, kind: str, ridge: float, scale: float = 1.0,
+              mean_J: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+  """Mean `[J]` and precision `[J, J]` of the Gaussian prior of a new user's weights.
+
+  The mean is `mean_J` (default: the weights' mean); the covariance is `scale` times the
+  weights' spread around it, plus `ridge` on the diagonal.
+  """
+  mean = weights_UxJ.mean(0) if mean_J is None else np.asarray(mean_J)
+  cov = pref_prior.spread(weights_UxJ, mean, kind)
+  return mean, pref_prior.precision(cov, scale, ridge)
 
 
 def make(config: ml_collections.ConfigDict) -> Method:
   p = config.pref
+  if p.num_bases == "auto":
+    raise ValueError("pref.num_bases = 'auto' is chosen while training "
+                     "(vpl.size_selection.fit_auto); make the method at one size.")
   for field in ("newton_steps", "svd_rounds", "svd_max_pairs", "svd_max_users"):
     if p[field] < 1:
       raise ValueError(f"pref.{field} = {p[field]}; use at least 1.")
@@ -190,19 +200,32 @@ def make(config: ml_collections.ConfigDict) -> Method:
     raise ValueError(f"pref.l2 = {p.l2} and pref.prior_ridge = {p.prior_ridge}: l2 must be "
                      f">= 0 and prior_ridge > 0 (it keeps the prior covariance invertible).")
   fit_prior(np.zeros((2, p.num_bases)), p.prior, p.prior_ridge)  # Rejects a bad kind now.
+  if not len(p.prior_scales) or min(p.prior_scales) < 0:
+    raise ValueError(f"pref.prior_scales = {tuple(p.prior_scales)}; give one or more scales "
+                     f">= 0 of the prior covariance (one value fixes it).")
+  if not 0 <= p.calibration_fraction < 1:
+    raise ValueError(f"pref.calibration_fraction = {p.calibration_fraction}; use a value "
+                     f"in [0, 1).")
+  if p.population_coef < 0:
+    raise ValueError(f"pref.population_coef = {p.population_coef}; use >= 0.")
 
   def make_model(feature_dim, rngs, num_users=1):
     return PReFModel(feature_dim, tuple(config.model.hidden), p.num_bases, num_users,
-                     rngs=rngs)
+                     num_scales=len(p.prior_scales), rngs=rngs)
 
-  def loss(model, batch, key, step):
+  def loss(model, batch, key, step, calibration_U=None):
     del key, step
     phi_a, phi_b = model.phi(batch["a"]), model.phi(batch["b"])
     lam = model.user_weights[...][batch["user"]]
-    nll = losses.bt_loss(((phi_a - phi_b) * lam).sum(-1), batch["label"])
-    reg = (lam**2).sum(-1).mean() + 0.5 * ((phi_a**2).sum(-1) + (phi_b**2).sum(-1)).mean()
-    value = nll + p.l2 * reg
-    return value, dict(loss=value, nll=nll, reg=reg)
+    pop = model.population_weights[...]
+    # Calibration users' pairs train the pooled reward only (vpl/methods/pref_prior.py).
+    personal = None if calibration_U is None else ~calibration_U[batch["user"]]
+    nll = losses.bt_loss(((phi_a - phi_b) * lam).sum(-1), batch["label"], personal)
+    pop_nll = losses.bt_loss(((phi_a - phi_b) * pop).sum(-1), batch["label"])
+    reg = (losses.masked_mean(((lam - pop)**2).sum(-1), personal)
+           + 0.5 * ((phi_a**2).sum(-1) + (phi_b**2).sum(-1)).mean())
+    value = nll + p.population_coef * pop_nll + p.l2 * reg
+    return value, dict(loss=value, nll=nll, population_nll=pop_nll, reg=reg)
 
   def predict(model, context, targets):
     return model(context, targets, num_steps=p.newton_steps)
@@ -212,8 +235,15 @@ def make(config: ml_collections.ConfigDict) -> Method:
       raise ValueError(f"pref keeps one weight row per training user and reads their pairs "
                        f"in memory; got {type(data).__name__}. Set streaming.enabled = False "
                        f"for pref, or run the other methods alone.")
+    calibration_U = np.zeros(data.num_users, bool)
+    if len(p.prior_scales) > 1:
+      calibration_U = pref_prior.calibration_users(
+          data, p.calibration_fraction, config.eval.num_context,
+          seeding.rng(config.seed, "pref", "calibration"))
     return dataclasses.replace(
-        method, make_model=functools.partial(make_model, num_users=data.num_users))
+        method, make_model=functools.partial(make_model, num_users=data.num_users),
+        loss=functools.partial(loss, calibration_U=jnp.asarray(calibration_U)),
+        finalize=functools.partial(finalize, data=data, calibration_U=calibration_U))
 
   def initialize(model, data):
     init = svd_init(data, p)
@@ -223,6 +253,7 @@ def make(config: ml_collections.ConfigDict) -> Method:
                    "observed)", init["svd_pairs"], init["svd_users"],
                    100 * init["svd_observed_fraction"])
       model.user_weights.set_value(jnp.asarray(init["weights"]))
+      model.population_weights.set_value(jnp.asarray(init["weights"].mean(0)))
       info["prefit_relative_mse"] = list(prefit_bases(
           model, init["a"], init["b"], init["target"], num_steps=p.prefit_steps,
           learning_rate=config.optim.learning_rate))
@@ -234,10 +265,25 @@ def make(config: ml_collections.ConfigDict) -> Method:
                    100 * MIN_SHARED_FRACTION)
     return info
 
-  def finalize(model):
-    mean, precision = fit_prior(np.asarray(model.user_weights[...]), p.prior, p.prior_ridge)
+  def finalize(model, data, calibration_U):
+    weights = np.asarray(model.user_weights[...])[~calibration_U]
+    mean = np.asarray(model.population_weights[...])
+    cov = pref_prior.spread(weights, mean, p.prior)
+    curve = [0.0]
+    if len(p.prior_scales) > 1:
+      curve = pref_prior.scale_curve(
+          model.phi, data, np.flatnonzero(calibration_U), mean, cov, scales=p.prior_scales,
+          ridge=p.prior_ridge,
+          num_context=config.eval.num_context, newton_steps=p.newton_steps,
+          rng=seeding.rng(config.seed, "pref", "prior"))
+    scale = float(p.prior_scales[int(np.argmax(curve))])
+    logging.info("pref: prior scale %g chosen from %s (training users' held-out log-lik "
+                 "%s)", scale, tuple(p.prior_scales), np.round(curve, 4).tolist())
     model.prior_mean.set_value(jnp.asarray(mean, jnp.float32))
-    model.prior_precision.set_value(jnp.asarray(precision, jnp.float32))
+    model.prior_precision.set_value(
+        jnp.asarray(pref_prior.precision(cov, scale, p.prior_ridge), jnp.float32))
+    model.prior_scale.set_value(jnp.asarray(scale, jnp.float32))
+    model.prior_curve.set_value(jnp.asarray(curve, jnp.float32))
     return model
 
   num_pairs = config.train.batch_sets * config.train.num_targets
@@ -245,5 +291,5 @@ def make(config: ml_collections.ConfigDict) -> Method:
                   functools.partial(sample_pairs, num_pairs=num_pairs, with_user=True), loss,
                   predict, batch_axis_size=num_pairs,
                   batch_axis_source="train.batch_sets x train.num_targets", bind=bind,
-                  initialize=initialize, finalize=finalize)
+                  initialize=initialize)
   return method

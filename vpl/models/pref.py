@@ -34,7 +34,7 @@ class PReFModel(nnx.Module):
   """Bases phi(s) `[J]`, the training users' weights `[U, J]` and a new user's prior."""
 
   def __init__(self, feature_dim: int, hidden: Sequence[int], num_bases: int,
-               num_users: int, *, rngs: nnx.Rngs):
+               num_users: int, *, num_scales: int = 1, rngs: nnx.Rngs):
     if num_bases < 1:
       raise ValueError(f"pref.num_bases = {num_bases}; use at least 1 (the paper uses ~5).")
     self.num_bases = num_bases
@@ -43,8 +43,15 @@ class PReFModel(nnx.Module):
     # would leave phi with none).
     self.user_weights = nnx.Param(
         jax.random.normal(rngs.params(), (num_users, num_bases)) / jnp.sqrt(num_bases))
+    # The population's weights m: the training users' lambdas are penalised toward m (not
+    # toward 0), so m . phi is the reward the users share (docs/methods.md, 'PReF').
+    self.population_weights = nnx.Param(jnp.zeros(num_bases))
     self.prior_mean = PriorStat(jnp.zeros(num_bases))
     self.prior_precision = PriorStat(jnp.eye(num_bases))
+    # The chosen scale of the prior covariance, and the held-out log-likelihood per pair of
+    # each scale of `pref.prior_scales` on the training users (vpl/methods/pref_prior.py).
+    self.prior_scale = PriorStat(jnp.ones(()))
+    self.prior_curve = PriorStat(jnp.zeros(num_scales))
 
   def phi(self, s_xD: jax.Array) -> jax.Array:
     """Base rewards `[..., J]` of states `[..., D]`."""

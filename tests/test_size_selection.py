@@ -1,0 +1,84 @@
+"""Choosing MaxMin's K and PReF's J from data (vpl/size_selection.py)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from conftest import edited
+from vpl import analysis, experiment, size_selection
+from vpl.data import synthetic
+from vpl.models.mixture import RewardMixture
+
+
+def test_one_standard_error_picks_the_smallest_size_near_the_best():
+  sizes = [1, 2, 3, 4]
+  # Best is 4 (-0.50, se 0.02); 3 is within one se of it, 2 is not.
+  assert size_selection.one_standard_error(sizes, [-0.9, -0.6, -0.51, -0.50],
+                                           [0.01, 0.01, 0.01, 0.02]) == 3
+  assert size_selection.one_standard_error(sizes, [-0.9, -0.6, -0.51, -0.50],
+                                           [0.01, 0.01, 0.01, 0.005]) == 4
+
+
+def test_search_stops_after_patience_sizes_without_gain():
+  row = lambda ll, se=0.01: dict(heldout_log_lik=ll, heldout_log_lik_se=se)
+  curve = [row(-0.9), row(-0.3), row(-0.295), row(-0.31)]
+  assert size_selection._no_gain_for(curve, 2)
+  assert not size_selection._no_gain_for(curve[:3], 2)  # only one size after the best
+  assert not size_selection._no_gain_for(curve[:2] + [row(-0.2), row(-0.3)], 2)
+  assert not size_selection._no_gain_for(curve, 0)
+  # The mixture: stops once two more sizes add no distinct cluster.
+  count = lambda *ns: [dict(distinct_clusters=n) for n in ns]
+  assert size_selection._no_gain_for(count(1, 2, 3, 3, 3), 2, "distinct_clusters")
+  assert not size_selection._no_gain_for(count(1, 2, 3, 3), 2, "distinct_clusters")
+
+
+def test_distinct_clusters_counts_copies_once():
+  model = RewardMixture(2, (8,), 3, rngs=nnx.Rngs(0))
+  data = synthetic.didactic(num_users=10, pairs_per_user=20, seed=0).data
+  assert size_selection.distinct_clusters(model, data) == 3  # three random heads differ
+  # Head 2 a copy of head 0 (a scaled reward orders every pair alike).
+  state = nnx.state(model.heads[0])
+  nnx.update(model.heads[2], _scaled_output(state, 2.0))
+  assert size_selection.distinct_clusters(model, data) == 2
+
+
+def _scaled_output(state, factor):
+  """The head's parameters with its output layer's weights scaled (bias kept at 0)."""
+  import jax
+  return jax.tree.map(lambda x: x * factor if x.ndim == 2 and x.shape[-1] == 1 else x, state)
+
+
+def test_validation_users_bad_fraction_names_the_field():
+  data = synthetic.didactic(num_users=10, pairs_per_user=20, seed=0).data
+  with pytest.raises(ValueError, match="selection.validation_fraction"):
+    size_selection.validation_users(data, 0.05, 4, np.random.default_rng(0))
+
+
+def test_auto_accepts_sizes_and_auto_on_the_command_line_twin(tiny_config):
+  config = edited(tiny_config, **{"maxmin.num_clusters": "auto"})
+  assert size_selection.is_auto(config, "maxmin")
+  config = edited(config, **{"maxmin.num_clusters": 3})
+  assert not size_selection.is_auto(config, "maxmin") and config.maxmin.num_clusters == 3
+
+
+def test_auto_run_records_the_curve_and_reloads(tiny_config, tmp_path):
+  config = edited(tiny_config, **{
+      "methods": ("maxmin",), "maxmin.num_clusters": "auto", "maxmin.candidates": (1, 2, 3),
+      "maxmin.restarts": 1, "maxmin.max_rounds": 2, "maxmin.steps_per_round": 100,
+      "selection.patience": 0})
+  results = experiment.train_and_evaluate(config, str(tmp_path))
+  sel = results["methods"]["maxmin"]["selection"]
+  assert [r["size"] for r in sel["curve"]] == [1, 2, 3]
+  # Two groups with opposite bumps: one reward cannot serve both.
+  assert sel["curve"][1]["heldout_log_lik"] > sel["curve"][0]["heldout_log_lik"] + 0.05
+  assert sel["chosen"] in (2, 3) and all("bic" in r for r in sel["curve"])
+  assert os.path.isfile(tmp_path / "selection.png")
+  with open(tmp_path / "results.json") as f:
+    assert json.load(f)["methods"]["maxmin"]["selection"]["chosen"] == sel["chosen"]
+  run = analysis.load_run(str(tmp_path))
+  assert run.models["maxmin"].num_clusters == sel["chosen"]
+  again = run.evaluate()["maxmin"]["heldout_accuracy"]
+  assert again == results["methods"]["maxmin"]["heldout_accuracy"]
