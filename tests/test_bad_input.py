@@ -156,7 +156,7 @@ def test_checkpoint_every_must_be_a_multiple_of_steps_per_call():
 
 def test_every_shipped_config_passes():
   for name in ("default", "tiny", "compare", "navigation", "maxmin", "real", "adapt", "policy",
-               "best_of_n"):
+               "best_of_n", "select"):
     module = __import__(f"experiments.configs.{name}", fromlist=["get_config"])
     config_checks.check(module.get_config())
   config_checks.check(default.get_config())
