@@ -82,3 +82,13 @@ def test_auto_run_records_the_curve_and_reloads(tiny_config, tmp_path):
   assert run.models["maxmin"].num_clusters == sel["chosen"]
   again = run.evaluate()["maxmin"]["heldout_accuracy"]
   assert again == results["methods"]["maxmin"]["heldout_accuracy"]
+
+
+def test_selection_figure_when_the_kept_size_was_not_tried(tmp_path):
+  """MaxMin keeps the distinct clusters of a fit (11 of K = 12): the figure still draws."""
+  from vpl import selection_plots
+  curve = [dict(size=k, heldout_log_lik=-1.0 / k, heldout_log_lik_se=0.01) for k in (10, 12)]
+  sel = dict(field="maxmin.num_clusters", chosen=11, chosen_by_likelihood=12, curve=curve)
+  selection_plots.selection_curves([("navigation10 (true=10)", [("seed 0", sel)])],
+                                   str(tmp_path / "s.png"))
+  assert os.path.getsize(tmp_path / "s.png") > 0

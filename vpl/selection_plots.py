@@ -13,7 +13,7 @@ def selection_curves(panels: list[tuple[str, list[tuple[str, dict]]]], path: str
   """One panel per (title, runs); each run a curve of its `selection` report (results.json).
 
   The validation users' log-likelihood per pair with one standard error, against the size;
-  the chosen size is ringed, and the true number of groups (when given in the run's label
+  the likelihood's choice is ringed, and the true number of groups (when given in the run's label
   as `true=N`) drawn as a dotted line.
   """
   fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.0), squeeze=False)
@@ -23,8 +23,12 @@ def selection_curves(panels: list[tuple[str, list[tuple[str, dict]]]], path: str
       ll = np.array([r["heldout_log_lik"] for r in sel["curve"]])
       se = np.array([r["heldout_log_lik_se"] for r in sel["curve"]])
       line = ax.errorbar(sizes, ll, yerr=se, marker=".", capsize=2, label=label)[0]
-      k = sizes.index(sel["chosen"])
-      ax.plot(sizes[k], ll[k], "o", mfc="none", ms=10, color=line.get_color())
+      # Ringed: the fit the likelihood chose (MaxMin keeps its distinct clusters, which
+      # need not be a size that was tried).
+      picked = sel.get("chosen_by_likelihood", sel["chosen"])
+      if picked in sizes:
+        k = sizes.index(picked)
+        ax.plot(sizes[k], ll[k], "o", mfc="none", ms=10, color=line.get_color())
     if "true" in title:
       ax.axvline(int(title.rsplit("true=", 1)[1].split()[0].rstrip(")")), ls=":",
                  color="gray")
