@@ -32,7 +32,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from vpl import configs, evaluate, losses, methods, seeding, train
+from vpl import configs, evaluate, methods, seeding, train
 from vpl.data.comparisons import UserComparisons
 
 AUTO = "auto"
@@ -113,6 +113,16 @@ def _num_params(model: nnx.Module) -> int:
   return int(sum(np.size(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
 
 
+def _fit_at(name: str, config: ml_collections.ConfigDict, size: int, data: UserComparisons,
+            ckpt_dir: str, metrics_path, on_chunk):
+  """`(method, model, info)` of method `name` at `size`, fitted on `data` (bound to it)."""
+  sized = configs.with_overrides(config, {SIZE_FIELDS[name][0]: size})
+  method = methods.make_method(name, sized)
+  model, info = (method.fit or train.fit)(method, sized, data, ckpt_dir=ckpt_dir,
+                                          metrics_path=metrics_path, on_chunk=on_chunk)
+  return (method if method.bind is None else method.bind(data)), model, info
+
+
 def fit_auto(name: str, config: ml_collections.ConfigDict, data: UserComparisons, *,
              ckpt_dir: str, metrics_path: Optional[str] = None,
              on_chunk: Optional[Callable[[int], None]] = None):
@@ -136,13 +146,9 @@ def fit_auto(name: str, config: ml_collections.ConfigDict, data: UserComparisons
       np.flatnonzero(val))
   curve = []
   for size in candidates:
-    sized = configs.with_overrides(config, {field: size})
-    method = methods.make_method(name, sized)
-    model, info = (method.fit or train.fit)(
-        method, sized, fit_data, ckpt_dir=os.path.join(ckpt_dir, "selection", str(size)),
-        metrics_path=metrics_path, on_chunk=on_chunk)
-    if method.bind is not None:
-      method = method.bind(fit_data)
+    method, model, info = _fit_at(name, config, size, fit_data,
+                                  os.path.join(ckpt_dir, "selection", str(size)),
+                                  metrics_path, on_chunk)
     ll, se = heldout_log_lik(method, model, val_data, config.eval.num_context,
                              seeding.rng(config.seed, "selection", name, "context"))
     row = dict(size=size, heldout_log_lik=ll, heldout_log_lik_se=se)
@@ -164,13 +170,9 @@ def fit_auto(name: str, config: ml_collections.ConfigDict, data: UserComparisons
   by_likelihood = chosen
   if name == "maxmin":  # clusters that split one group serve its users as one would
     chosen = next(r["distinct_clusters"] for r in curve if r["size"] == chosen)
-  sized = configs.with_overrides(config, {field: chosen})
-  method = methods.make_method(name, sized)
-  model, info = (method.fit or train.fit)(
-      method, sized, data, ckpt_dir=os.path.join(ckpt_dir, "final", str(chosen)),
-      metrics_path=metrics_path, on_chunk=on_chunk)
-  if method.bind is not None:
-    method = method.bind(data)
+  method, model, info = _fit_at(name, config, chosen, data,
+                                os.path.join(ckpt_dir, "final", str(chosen)), metrics_path,
+                                on_chunk)
   info["selection"] = dict(field=field, candidates=candidates, chosen=chosen,
                            chosen_by_likelihood=by_likelihood,
                            tried=[r["size"] for r in curve],
