@@ -38,10 +38,15 @@ def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
                          f"config would mix two experiments. Use a new --workdir, or delete "
                          f"{workdir} to start over.")
     return
-  if jax.process_index() == 0:  # Written whole then renamed: other processes read it.
-    with open(path + ".tmp", "w") as f:
-      f.write(text)
-    os.replace(path + ".tmp", path)
+  if jax.process_index() == 0:
+    _write_whole(path, text)
+
+
+def _write_whole(path: str, text: str) -> None:
+  """Written whole, then renamed: other processes (and a rerun after a kill) read it whole."""
+  with open(path + ".tmp", "w") as f:
+    f.write(text)
+  os.replace(path + ".tmp", path)
 
 
 def check_data(workdir: str, config: ml_collections.ConfigDict,
@@ -61,9 +66,7 @@ def check_data(workdir: str, config: ml_collections.ConfigDict,
                        f"and results belong to the old data. Restore the old data, or train "
                        f"on the new data in a new --workdir (or delete {workdir}).")
   elif write and jax.process_index() == 0:
-    with open(path + ".tmp", "w") as f:
-      json.dump(now, f, indent=2)
-    os.replace(path + ".tmp", path)
+    _write_whole(path, json.dumps(now, indent=2))
 
 
 def experiment_data(config: ml_collections.ConfigDict) -> sources.ExperimentData:

@@ -62,9 +62,12 @@ def load(path: str, *, format: str = "auto") -> Rows:
     raise ValueError(f"{path} is a directory; give the path of one comparisons file "
                      f"({', '.join(FORMATS)}) inside it.")
   kind = file_format(path, format)
-  _check_bytes(path, kind)
-  columns, where = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet,
-                    "npz": _read_npz}[kind](path)
+  _check_magic(path, kind)
+  try:
+    columns, where = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet,
+                      "npz": _read_npz}[kind](path)
+  except UnicodeDecodeError:
+    _raise_not_utf8(path)
   return to_rows(columns, path, where, kind)
 
 
@@ -73,8 +76,8 @@ _MAGIC = {b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a zip archive (an NPZ?
           b"BZh": "bzip2-compressed", b"\xfd7zXZ": "xz-compressed"}
 
 
-def _check_bytes(path: str, kind: str) -> None:
-  """Refuses a file whose bytes are not the format its name (or `format=`) says."""
+def _check_magic(path: str, kind: str) -> None:
+  """Refuses a file whose first bytes are not the format its name (or `format=`) says."""
   with open(path, "rb") as f:
     head = f.read(8)
   what = next((w for m, w in _MAGIC.items() if head.startswith(m)), None)
@@ -84,19 +87,24 @@ def _check_bytes(path: str, kind: str) -> None:
                      else f"bytes {head[:4]!r}")
     raise ValueError(f"{path}: read as {kind} but it is not {expected} (it starts with "
                      f"{looks}); rename it to its real extension or pass format=.")
-  if kind in ("csv", "jsonl"):
-    if what is not None:
-      raise ValueError(f"{path}: read as {kind} text but it is {what}; decompress or convert "
-                       f"it first (e.g. `gunzip` a .gz file), or name it by its format.")
-    with open(path, "rb") as f:
-      raw = f.read()
-    try:
-      raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-      line = raw.count(b"\n", 0, e.start) + 1
-      raise ValueError(f"{path}: line {line} is not UTF-8 text (byte {raw[e.start]:#04x} at "
-                       f"offset {e.start}); save the file as UTF-8 (e.g. `iconv -f latin1 -t "
-                       f"utf-8`).") from None
+  if kind in ("csv", "jsonl") and what is not None:
+    raise ValueError(f"{path}: read as {kind} text but it is {what}; decompress or convert "
+                     f"it first (e.g. `gunzip` a .gz file), or name it by its format.")
+
+
+def _raise_not_utf8(path: str) -> None:
+  """A text file that did not decode: the error names the line and byte (read on failure
+  only, so a good file is read once)."""
+  with open(path, "rb") as f:
+    raw = f.read()
+  try:
+    raw.decode("utf-8")
+  except UnicodeDecodeError as e:
+    line = raw.count(b"\n", 0, e.start) + 1
+    raise ValueError(f"{path}: line {line} is not UTF-8 text (byte {raw[e.start]:#04x} at "
+                     f"offset {e.start}); save the file as UTF-8 (e.g. `iconv -f latin1 -t "
+                     f"utf-8`).") from None
+  raise ValueError(f"{path}: the text does not decode as UTF-8; save the file as UTF-8.")
 
 
 # --- readers: each returns (columns: name -> per-row values, where: row index -> location).
