@@ -5,8 +5,9 @@ Sizes (`--sizes`):
            x 16 pairs per step with targets = context (4,096 comparisons); BTL an MLP with 2
            hidden layers of 256 (the official `MLPModel`); VPL's decoder 3 hidden layers of
            256 on [s, z] (concat) with latent 32. VPL's encoder is the project's own
-           permutation-invariant one (a 256-wide pair encoder on every pair, mean-pooled),
-           not the official encoder of the flattened set.
+           permutation-invariant one, not the official encoder of the flattened set, in both
+           layouts (`--encoders`): deepsets (one 256-wide layer per pair, mean-pooled, then
+           the hidden layers once per set) and pairwise (the hidden layers on every pair).
   default  the default config's models (64-wide) on 2-D states, 64 sets x 8 context + 8
            target pairs.
 The loop timed is the one `vpl.train.fit` runs (`vpl.train.prepare`): batches drawn on
@@ -36,6 +37,8 @@ from vpl.data.comparisons import UserComparisons
 FLAGS = flags.FLAGS
 flags.DEFINE_list("methods", ["btl", "vpl"], "Methods to time.")
 flags.DEFINE_list("sizes", ["control", "default"], "Sizes to time: control, default.")
+flags.DEFINE_list("encoders", ["deepsets", "pairwise"], "VPL encoder layouts to time "
+                  "(model.encoder): deepsets, pairwise.")
 flags.DEFINE_integer("feature_dim", 2, "Width of each option's features (2: the official "
                      "code's 2-D states).")
 flags.DEFINE_integer("steps_per_call", 20, "Train steps per jitted call.")
@@ -44,11 +47,11 @@ flags.DEFINE_integer("users", 512, "Users in the random training pool.")
 flags.DEFINE_integer("pairs_per_user", 64, "Pairs per user in the pool.")
 
 
-def size_config(size: str, method: str):
+def size_config(size: str, method: str, encoder: str = "pairwise"):
   """The config of one benchmark row (see the module doc)."""
   if size == "default":
-    return configs.with_overrides(default.get_config(),
-                                  {"train.steps_per_call": FLAGS.steps_per_call})
+    return configs.with_overrides(default.get_config(), {
+        "train.steps_per_call": FLAGS.steps_per_call, "model.encoder": encoder})
   if size != "control":
     raise ValueError(f"--sizes has {size!r}; use control or default.")
   # The official architecture: BTL's MLPModel has 2 hidden layers, VPL's decoder 3.
@@ -57,7 +60,7 @@ def size_config(size: str, method: str):
       "model.hidden": hidden, "model.embed_dim": 256, "model.latent_dim": 32,
       "model.decoder": "concat", "train.batch_sets": 256, "train.num_context": 16,
       "train.num_targets": 16, "loss.target_mode": "context",
-      "train.steps_per_call": FLAGS.steps_per_call})
+      "train.steps_per_call": FLAGS.steps_per_call, "model.encoder": encoder})
 
 
 def sgemm_gflops() -> float:
@@ -98,8 +101,8 @@ def peak_memory_mb():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
 
 
-def time_method(name, size, data, sgemm):
-  config = size_config(size, name)
+def time_method(name, size, data, sgemm, encoder="pairwise"):
+  config = size_config(size, name, encoder)
   method = methods.make_method(name, config)
   prep = train.prepare(method, config, data)
   flops = step_flops(prep)
@@ -123,7 +126,8 @@ def time_method(name, size, data, sgemm):
   memory, memory_kind = peak_memory_mb()
   params = sum(x.size for x in jax.tree.leaves(state["params"]))
   gflops = flops / ms_per_step / 1e6
-  return dict(method=name, size=size, device=jax.devices()[0].device_kind,
+  return dict(method=name, size=size, encoder=encoder if name == "vpl" else None,
+              device=jax.devices()[0].device_kind,
               num_devices=jax.device_count(), params=int(params),
               compile_s=round(compile_s, 2), ms_per_step=round(ms_per_step, 2),
               comparisons_per_s=round(comparisons / ms_per_step * 1000),
@@ -136,14 +140,15 @@ def main(argv):
   del argv
   data = random_pool(FLAGS.users, FLAGS.pairs_per_user, FLAGS.feature_dim)
   sgemm = sgemm_gflops()
-  rows = [time_method(name, size, data, sgemm) for size in FLAGS.sizes
-          for name in FLAGS.methods]
+  rows = [time_method(name, size, data, sgemm, encoder) for size in FLAGS.sizes
+          for name in FLAGS.methods
+          for encoder in (FLAGS.encoders if name == "vpl" else ["pairwise"])]
   print(f"numpy sgemm: {sgemm:.1f} GFLOP/s (measured in this run)")
-  print("| method | size | device | params | ms/step | GFLOP/step | GFLOP/s | of sgemm | "
+  print("| method | size | encoder | device | params | ms/step | GFLOP/step | GFLOP/s | of sgemm | "
         "comparisons/s | peak MB |")
-  print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+  print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   for r in rows:
-    print(f"| {r['method']} | {r['size']} | {r['device']} x{r['num_devices']} | "
+    print(f"| {r['method']} | {r['size']} | {r['encoder'] or '-'} | {r['device']} x{r['num_devices']} | "
           f"{r['params']:,} | {r['ms_per_step']} | {r['flops_per_step'] / 1e9:.2f} | "
           f"{r['gflops_per_s']} | {r['fraction_of_sgemm']:.0%} | "
           f"{r['comparisons_per_s']:,} | {r['peak_memory_mb']} ({r['memory_kind']}) |")

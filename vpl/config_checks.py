@@ -56,6 +56,7 @@ RULES: dict[str, Rule] = {
     "model.latent_dim": _int(1),
     "model.num_heads": _int(1),
     "model.pooling": _choice("mean", "attention", "bayes"),
+    "model.encoder": _choice("pairwise", "deepsets"),
     "model.decoder": _choice("product", "concat"),
     "loss.beta": _num(0),
     "loss.beta_schedule": _choice("constant", "warmup", "cyclical"),

@@ -21,13 +21,14 @@ def make(config: ml_collections.ConfigDict) -> Method:
 
   def loss(model, batch, key, step):
     del key, step
-    logit = model(batch["a"]) - model(batch["b"])
+    reward_a, reward_b = model.pair(batch["a"], batch["b"])
+    logit = reward_a - reward_b
     value = losses.bt_loss(logit, batch["label"])
     return value, dict(loss=value, nll=value)
 
   def predict(model, context, targets):
     del context
-    reward_a, reward_b = model(targets["a"]), model(targets["b"])
+    reward_a, reward_b = model.pair(targets["a"], targets["b"])
     return reward_a - reward_b, dict(reward_a=reward_a, reward_b=reward_b)
 
   # BTL sees as many comparisons per step as VPL has target pairs.

@@ -29,7 +29,8 @@ def make(config: ml_collections.ConfigDict) -> Method:
   def make_model(feature_dim, rngs):
     return VPLModel(feature_dim, hidden=tuple(m.hidden), embed_dim=m.embed_dim,
                     latent_dim=m.latent_dim, pooling=m.pooling, num_heads=m.num_heads,
-                    learned_prior=m.learned_prior, decoder=m.decoder, rngs=rngs)
+                    learned_prior=m.learned_prior, decoder=m.decoder,
+                    encoder=m.get("encoder", "pairwise"), rngs=rngs)
 
   def loss(model, batch, key, step):
     logits, aux = model(batch["context"], batch["targets"], key)
