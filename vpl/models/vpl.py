@@ -122,14 +122,25 @@ class ProductDecoder(nnx.Module):
 
 
 class ConcatDecoder(nnx.Module):
-  """r(s, z) = MLP([s, z]), the paper's decoder."""
+  """r(s, z) = MLP([s, z]), the paper's decoder.
+
+  The first layer is applied as s W_s + z W_z + b, the two blocks of its kernel: the same
+  function as on the concatenation, but z W_z is computed once per latent and broadcast over
+  that user's items instead of once per item.
+  """
 
   def __init__(self, feature_dim: int, latent_dim: int, hidden: Sequence[int], *,
                rngs: nnx.Rngs):
+    self.feature_dim = feature_dim
     self.mlp = MLP(feature_dim + latent_dim, hidden, 1, rngs=rngs)
 
   def __call__(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
-    return self.mlp(jnp.concatenate([s_xD, z_xL], -1))[..., 0]
+    first, *rest = self.mlp.layers
+    kernel = first.kernel[...]
+    x = s_xD @ kernel[:self.feature_dim] + (z_xL @ kernel[self.feature_dim:] + first.bias[...])
+    for layer in rest:
+      x = layer(nnx.gelu(x))
+    return x[..., 0]
 
 
 class VPLModel(nnx.Module):
@@ -166,9 +177,12 @@ class VPLModel(nnx.Module):
     return zeros, zeros
 
   def reward(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
-    """r(s, z) for states `[..., D]` and latents `[..., L]` broadcastable to them."""
-    z_xL = jnp.broadcast_to(z_xL, s_xD.shape[:-1] + z_xL.shape[-1:])
-    return self.decoder(s_xD, z_xL)
+    """r(s, z) for states `[..., D]` and latents `[..., L]` broadcastable to them.
+
+    z is not broadcast to the states' shape before the decoder: its own layers run once per
+    latent, and only their output is broadcast over the items.
+    """
+    return jnp.broadcast_to(self.decoder(s_xD, z_xL), s_xD.shape[:-1])
 
   def __call__(self, context: dict, targets: dict,
                key: Optional[jax.Array] = None) -> tuple[jax.Array, dict]:
