@@ -47,6 +47,16 @@ def _ints(lo: int) -> Rule:
           f"a list of integers >= {lo}")
 
 
+def _recency_ok(v) -> bool:
+  kind, _, value = str(v).partition(":")
+  try:
+    number = float(value)
+  except ValueError:
+    return v == "all"
+  return ((kind == "latest" and number.is_integer() and number >= 1)
+          or (kind == "exp" and math.isfinite(number) and number > 0))
+
+
 RULES: dict[str, Rule] = {
     "seed": _int(0),
     "data.heldout_fraction": _num(0, strict=True, hi=1, hi_strict=True),
@@ -57,6 +67,7 @@ RULES: dict[str, Rule] = {
     "model.num_heads": _int(1),
     "model.pooling": _choice("mean", "attention", "bayes"),
     "model.decoder": _choice("product", "concat"),
+    "model.context_recency": (_recency_ok, "'all', 'latest:N' (N >= 1) or 'exp:H' (H > 0)"),
     "loss.beta": _num(0),
     "loss.beta_schedule": _choice("constant", "warmup", "cyclical"),
     "loss.warmup_steps": _int(0),
@@ -143,3 +154,17 @@ def check(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config train.min_context = {t.min_context} exceeds "
                        f"train.num_context = {t.num_context}; lower it (0: always "
                        f"num_context).")
+  recency = _get(config, "model.context_recency")
+  if recency is not _MISSING and recency != "all":
+    split = _get(config, "eval.split")
+    if split is not _MISSING and split != "temporal":
+      raise ValueError(f"config model.context_recency = {recency!r} weighs answers by how "
+                       f"recent they are, which needs contexts in time order; eval.split = "
+                       f"{split!r} draws them unordered. Set --config.eval.split=temporal "
+                       f"or --config.model.context_recency=all.")
+    num_context = _get(config, "eval.num_context")
+    if (str(recency).startswith("latest:") and num_context is not _MISSING
+        and float(recency.split(":")[1]) > num_context):
+      raise ValueError(f"config model.context_recency = {recency!r} keeps more answers than "
+                       f"the context has (eval.num_context = {num_context}); lower N or "
+                       f"raise eval.num_context.")
