@@ -47,6 +47,12 @@ def _ints(lo: int) -> Rule:
           f"a list of integers >= {lo}")
 
 
+def _shares() -> Rule:
+  one, _ = _num(0, hi=1)
+  return (lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(map(one, v)),
+          "a non-empty list of numbers in [0, 1]")
+
+
 def _recency_ok(v) -> bool:
   kind, _, value = str(v).partition(":")
   try:
@@ -111,6 +117,18 @@ RULES: dict[str, Rule] = {
     "adapt.batch_size": _int(1),
     "adapt.num_samples": _int(1),
     "adapt.predictive": _choice("samples", "mean"),
+    "feedback.rounds": _int(1),
+    "feedback.strengths": _shares(),
+    "feedback.constructed_share": _num(0, strict=True, hi=1, hi_strict=True),
+    "feedback.lean": _num(0, hi=1),
+    "feedback.position_share": _num(0, hi=1),
+    "feedback.eta": _num(0, hi=1),
+    "feedback.temperature": _num(0),
+    "feedback.num_questions": _int(1),
+    "feedback.num_prompts": _int(1),
+    "feedback.num_candidates": _int(2),
+    "feedback.population_users": _int(1),
+    "feedback.reference_items": _int(2),
     "streaming.read_threads": _int(1),
     "streaming.prefetch_chunks": _int(1),
 }
@@ -120,6 +138,7 @@ WHY = {
     "loss.beta": "a negative KL weight rewards a posterior far from the prior",
     "optim.learning_rate": "a learning rate <= 0 does not descend the loss",
     "model.latent_dim": "a zero-size latent cannot be learned or checkpointed",
+    "feedback.constructed_share": "the loop needs both constructed and genuine users",
 }
 
 
