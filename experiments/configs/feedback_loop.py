@@ -1,8 +1,13 @@
 """Feedback loops (echo chambers): best-of-N under VPL's personal reward, with shrinkage.
 
 Command:  python -m experiments.feedback_loop --workdir=runs/feedback_loop
-Runtime:  TBD
-Expected: TBD
+Runtime:  about 7 minutes for seeds 0-2 on the 2-core CPU shared with other jobs: VPL
+          trains about 50 s per seed, then 4 min 15 s for the rounds of every seed and
+          strength (measured with the models trained).
+Expected: (seeds 0-2, DIR/feedback_loop.json's summary) after 10 rounds, constructed users'
+          drift from their genuine preference is 0.550 / 0.843 / 0.810 without shrinkage
+          and 0.198 / 0.136 / 0.232 with s = 1 (ratio 0.36 / 0.16 / 0.29). Genuine users'
+          accuracy costs 0.002 / 0.008 / 0.005. docs/stability_dynamics.md.
 """
 
 from experiments.configs import args, compare
