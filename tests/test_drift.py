@@ -132,3 +132,31 @@ def test_drift_section_end_to_end(tiny_config, tmp_path):
   assert drift_["methods"]["btl"]["gain"] == 0.0  # BTL reads no context
   assert drift_["methods"]["vpl"]["weighted"] == results["methods"]["vpl"]["heldout_accuracy"]
   assert 0 <= drift_["share_switched_before_targets"] <= 1
+
+
+def test_time_windows_are_consecutive_answers_then_the_next_ones():
+  import jax
+  from vpl.methods import windows
+  # Feature 0 of a is the slot (time), the label is the user; user 0 has 6 real pairs, user 1
+  # has 4 (then padding).
+  a = np.zeros((2, 7, 1), np.float32)
+  a[..., 0] = np.arange(7)
+  pool = dict(a=jnp.asarray(a), b=jnp.zeros((2, 7, 1)),
+              label=jnp.asarray(np.repeat([[0.0], [1.0]], 7, 1)),
+              mask=jnp.asarray(np.arange(7)[None] < np.array([[6], [4]])))
+  for seed in range(5):
+    batch = windows.sample_windows(jax.random.key(seed), pool, num_sets=8, num_context=2,
+                                   num_targets=2)
+    ctx, tgt = np.asarray(batch["context"]["a"][..., 0]), np.asarray(batch["targets"]["a"][..., 0])
+    user = np.asarray(batch["context"]["label"][:, 0]).astype(int)
+    start = ctx[:, 0]
+    np.testing.assert_array_equal(ctx, start[:, None] + [0, 1])
+    np.testing.assert_array_equal(tgt, start[:, None] + [2, 3])
+    assert (tgt[:, -1] < np.array([6, 4])[user]).all()  # never past a user's real answers
+    np.testing.assert_array_equal(np.asarray(batch["targets"]["label"][:, 0]), user)
+
+
+def test_time_order_needs_the_temporal_split(tiny_config):
+  with pytest.raises(ValueError, match=r"train.context_order = 'time'.*eval.split=temporal"):
+    config_checks.check(configs.with_overrides(tiny_config, {"train.context_order": "time"}))
+  config_checks.check(_drift_config(tiny_config, **{"train.context_order": "time"}))

@@ -91,6 +91,7 @@ RULES: dict[str, Rule] = {
     "train.num_context": _int(1),
     "train.min_context": _int(0),
     "train.num_targets": _int(1),
+    "train.context_order": _choice("random", "time"),
     "dpl.num_atoms": _int(2),
     "dpl.entropy_coef": _num(0),
     "pref.num_bases": _int_or_auto(1),
@@ -173,6 +174,16 @@ def check(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config train.min_context = {t.min_context} exceeds "
                        f"train.num_context = {t.num_context}; lower it (0: always "
                        f"num_context).")
+  order = _get(config, "train.context_order")
+  if order == "time" and _get(config, "eval.split") not in ("temporal", _MISSING):
+    raise ValueError(f"config train.context_order = 'time' draws windows of answers in time "
+                     f"order, which needs eval.split = 'temporal' (now "
+                     f"{_get(config, 'eval.split')!r}). Set --config.eval.split=temporal or "
+                     f"--config.train.context_order=random.")
+  if order == "time" and t is not None and 0 < t.get("min_context", 0) < t.num_context:
+    raise ValueError(f"config train.context_order = 'time' uses windows of exactly "
+                     f"train.num_context answers, so train.min_context = {t.min_context} "
+                     f"would be ignored; set train.min_context = 0.")
   recency = _get(config, "model.context_recency")
   if recency is not _MISSING and recency != "all":
     split = _get(config, "eval.split")

@@ -75,6 +75,10 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   # 0: every training context has num_context pairs; else sizes drawn in [min_context, num_context].
   c.train.min_context = 0
   c.train.num_targets = 8
+  # random: each set draws its context and targets at random from a user's pairs | time
+  # (VPL, eval.split = temporal): a window of consecutive answers, then the answers right
+  # after it (vpl/methods/windows.py).
+  c.train.context_order = "random"
 
   # DPL (docs/methods.md, 'DPL'): categorical atoms and the official code's entropy bonus.
   c.dpl = ml_collections.ConfigDict()
