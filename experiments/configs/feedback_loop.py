@@ -1,9 +1,8 @@
 """Feedback loops (echo chambers): best-of-N under VPL's personal reward, with shrinkage.
 
 Command:  python -m experiments.feedback_loop --workdir=runs/feedback_loop
-Runtime:  about 7 minutes for seeds 0-2 on the 2-core CPU shared with other jobs: VPL
-          trains about 50 s per seed, then 4 min 15 s for the rounds of every seed and
-          strength (measured with the models trained).
+Runtime:  5 min 30 s for seeds 0-2 from scratch on the 2-core CPU shared with other jobs
+          (VPL trains about 50 s per seed; the rest is the rounds of every strength).
 Expected: (seeds 0-2, DIR/feedback_loop.json's summary) after 10 rounds, constructed users'
           drift from their genuine preference is 0.550 / 0.843 / 0.810 without shrinkage
           and 0.198 / 0.136 / 0.232 with s = 1 (ratio 0.36 / 0.16 / 0.29). Genuine users'
