@@ -1,6 +1,7 @@
 """Feedback loops (echo chambers): best-of-N under VPL's personal reward, with shrinkage.
 
 Command:  python -m experiments.feedback_loop --workdir=runs/feedback_loop
+Keys:     task=ufp4 (default) | ufp2. Simulation settings: --config.feedback.* (no retraining).
 Runtime:  5 min 30 s for seeds 0-2 from scratch on the 2-core CPU shared with other jobs
           (VPL trains about 50 s per seed; the rest is the rounds of every strength).
 Expected: (seeds 0-2, DIR/feedback_loop.json's summary) after 10 rounds, constructed users'
@@ -9,9 +10,10 @@ Expected: (seeds 0-2, DIR/feedback_loop.json's summary) after 10 rounds, constru
           accuracy costs 0.002 / 0.008 / 0.005. docs/stability_dynamics.md.
 """
 
+import ml_collections
+
 from experiments.configs import args, compare
 from vpl import configs
-import ml_collections
 
 
 def get_config(arg: str = "task=ufp4"):
