@@ -86,7 +86,6 @@ def test_simulate_with_a_perfect_personal_reward():
 
 
 def test_runner_end_to_end_tiny(tmp_path):
-  from experiments import feedback_loop as runner
   c = configs.with_overrides(feedback_config.get_config("task=ufp2"), {
       "data.kwargs": dict(num_types=2, dim=8, num_users=60, pairs_per_user=24, pool_pairs=400),
       "model.hidden": (16,), "model.embed_dim": 16, "model.latent_dim": 2,
@@ -94,7 +93,7 @@ def test_runner_end_to_end_tiny(tmp_path):
       "train.batch_sets": 8, "eval.unseen_fraction": 0.0, "feedback.rounds": 2,
       "feedback.num_questions": 8, "feedback.num_prompts": 4, "feedback.num_candidates": 4,
       "feedback.population_users": 16, "feedback.reference_items": 32})
-  out = runner.run_seed(c, str(tmp_path / "seed_0"))
+  out = feedback_loop.run_seed(c, str(tmp_path / "seed_0"))
   assert set(out["strengths"]) == {"0.0", "1.0"}
   assert out["num_constructed"] == round(0.5 * out["num_users"])
   summary = feedback_loop.summary([out])

@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from vpl import seeding
+
 
 def shrink(reward_user, reward_population, weight):
   """r_pop + weight (r_user - r_pop): the blend of vpl/shrinkage.py (same formula)."""
@@ -233,4 +235,45 @@ def summary(runs: list[dict]) -> dict:
         row["mean_accuracy_cost"] = float(np.mean(ref["genuine_accuracy"])
                                           - np.mean(r["genuine_accuracy"]))
       out.setdefault(s, {})[str(run["seed"])] = row
+  return out
+
+
+def training_config(config):
+  """The config VPL trains with: the run's, less the `feedback` group (so the simulation's
+  settings can change without retraining)."""
+  c = config.copy_and_resolve_references()
+  with c.unlocked():
+    del c["feedback"]
+  c.lock()
+  return c
+
+
+def run_seed(config, workdir: str) -> dict:
+  """Trains VPL once in `workdir` (resumable) and runs the loop for every strength in
+  `config.feedback.strengths` with the same users, answers' noise, prompts and candidates."""
+  from vpl import analysis, experiment  # the experiment layer, only when a run is made
+  experiment.train_and_evaluate(training_config(config), workdir)
+  run = analysis.load_run(workdir)
+  f = config.feedback
+  every = run.latents("vpl", users="all")
+  train_ids = set(run.train_data.user_id.tolist())
+  is_train = np.array([u in train_ids for u in every["user_id"]])
+  train_z = every["mu"][is_train][:f.population_users]
+  rng = seeding.rng(config.seed, "feedback_loop")
+  reference = rng.standard_normal((f.reference_items, run.heldout.feature_dim))
+  served = serve(run.models["vpl"], train_z, reference)
+  heldout = run.heldout
+  constructed = np.zeros(heldout.num_users, bool)
+  constructed[rng.permutation(heldout.num_users)[
+      :round(f.constructed_share * heldout.num_users)]] = True
+  loop_seed = int(rng.integers(2**31))
+  out = dict(seed=config.seed, num_users=int(heldout.num_users),
+             num_constructed=int(constructed.sum()), strengths={})
+  for s in f.strengths:
+    out["strengths"][str(s)] = simulate(
+        served, run.task.true_reward, heldout, constructed_U=constructed, strength=float(s),
+        rounds=f.rounds, eta=f.eta, lean=f.lean, position_share=f.position_share,
+        temperature=f.temperature, num_questions=f.num_questions, num_prompts=f.num_prompts,
+        num_candidates=f.num_candidates, use_certainty=f.use_certainty,
+        num_groups=run.task.num_groups, seed=loop_seed)
   return out
