@@ -189,5 +189,5 @@ def test_cli_exits_with_one_line_not_a_traceback(tmp_path):
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines() == [
       "error: --config.train.foo: unknown config field (train has no 'foo'; it has "
-      "batch_sets, checkpoint_every, min_context, num_context, num_steps, num_targets, "
-      "steps_per_call)."]
+      "batch_sets, checkpoint_every, context_order, min_context, num_context, num_steps, "
+      "num_targets, steps_per_call)."]

@@ -272,8 +272,8 @@ def test_bad_generator_arguments_raise():
   with pytest.raises(ValueError, match=r"temperature = -1"):
     synthetic.didactic(temperature=-1, num_users=20, pairs_per_user=2)
   with pytest.raises(ValueError, match=r"data.source = 'labyrinth' is not a synthetic task; "
-                                       r"choose one of \['didactic', 'maze', 'navigation', "
-                                       r"'pets', 'ufp', 'unimodal'\]"):
+                                       r"choose one of \['didactic', 'drift', 'maze', "
+                                       r"'navigation', 'pets', 'ufp', 'unimodal'\]"):
     tasks.generate("labyrinth", {}, 0)
 
 

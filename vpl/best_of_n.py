@@ -59,7 +59,7 @@ def report(config: ml_collections.ConfigDict, exp, models: dict) -> dict:
   true_GxPxN = np.stack([task.true_reward(cands, k) for k in range(task.num_groups)])
   true_UxPxN = true_GxPxN[heldout.group]
   best_UxP = true_UxPxN.max(-1)
-  context = evaluate.gather_context(heldout, exp.context_idx)
+  context = evaluate.gather_context(heldout, exp.context_idx, exp.context_weight)
   groups = range(task.num_groups)
 
   def summarise(choice_UxP):

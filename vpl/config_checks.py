@@ -47,6 +47,22 @@ def _ints(lo: int) -> Rule:
           f"a list of integers >= {lo}")
 
 
+def _shares() -> Rule:
+  one, _ = _num(0, hi=1)
+  return (lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(map(one, v)),
+          "a non-empty list of numbers in [0, 1]")
+
+
+def _recency_ok(v) -> bool:
+  kind, _, value = str(v).partition(":")
+  try:
+    number = float(value)
+  except ValueError:
+    return v == "all"
+  return ((kind == "latest" and number.is_integer() and number >= 1)
+          or (kind == "exp" and math.isfinite(number) and number > 0))
+
+
 RULES: dict[str, Rule] = {
     "seed": _int(0),
     "data.heldout_fraction": _num(0, strict=True, hi=1, hi_strict=True),
@@ -58,6 +74,7 @@ RULES: dict[str, Rule] = {
     "model.pooling": _choice("mean", "attention", "bayes"),
     "model.encoder": _choice("pairwise", "deepsets"),
     "model.decoder": _choice("product", "concat"),
+    "model.context_recency": (_recency_ok, "'all', 'latest:N' (N >= 1) or 'exp:H' (H > 0)"),
     "loss.beta": _num(0),
     "loss.beta_schedule": _choice("constant", "warmup", "cyclical"),
     "loss.warmup_steps": _int(0),
@@ -75,6 +92,7 @@ RULES: dict[str, Rule] = {
     "train.num_context": _int(1),
     "train.min_context": _int(0),
     "train.num_targets": _int(1),
+    "train.context_order": _choice("random", "time"),
     "dpl.num_atoms": _int(2),
     "dpl.entropy_coef": _num(0),
     "pref.num_bases": _int_or_auto(1),
@@ -101,6 +119,18 @@ RULES: dict[str, Rule] = {
     "adapt.batch_size": _int(1),
     "adapt.num_samples": _int(1),
     "adapt.predictive": _choice("samples", "mean"),
+    "feedback.rounds": _int(1),
+    "feedback.strengths": _shares(),
+    "feedback.constructed_share": _num(0, strict=True, hi=1, hi_strict=True),
+    "feedback.lean": _num(0, hi=1),
+    "feedback.position_share": _num(0, hi=1),
+    "feedback.eta": _num(0, hi=1),
+    "feedback.temperature": _num(0),
+    "feedback.num_questions": _int(1),
+    "feedback.num_prompts": _int(1),
+    "feedback.num_candidates": _int(2),
+    "feedback.population_users": _int(1),
+    "feedback.reference_items": _int(2),
     "streaming.read_threads": _int(1),
     "streaming.prefetch_chunks": _int(1),
 }
@@ -110,6 +140,7 @@ WHY = {
     "loss.beta": "a negative KL weight rewards a posterior far from the prior",
     "optim.learning_rate": "a learning rate <= 0 does not descend the loss",
     "model.latent_dim": "a zero-size latent cannot be learned or checkpointed",
+    "feedback.constructed_share": "the loop needs both constructed and genuine users",
 }
 
 
@@ -144,3 +175,27 @@ def check(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config train.min_context = {t.min_context} exceeds "
                        f"train.num_context = {t.num_context}; lower it (0: always "
                        f"num_context).")
+  order = _get(config, "train.context_order")
+  if order == "time" and _get(config, "eval.split") not in ("temporal", _MISSING):
+    raise ValueError(f"config train.context_order = 'time' draws windows of answers in time "
+                     f"order, which needs eval.split = 'temporal' (now "
+                     f"{_get(config, 'eval.split')!r}). Set --config.eval.split=temporal or "
+                     f"--config.train.context_order=random.")
+  if order == "time" and t is not None and 0 < t.get("min_context", 0) < t.num_context:
+    raise ValueError(f"config train.context_order = 'time' uses windows of exactly "
+                     f"train.num_context answers, so train.min_context = {t.min_context} "
+                     f"would be ignored; set train.min_context = 0.")
+  recency = _get(config, "model.context_recency")
+  if recency is not _MISSING and recency != "all":
+    split = _get(config, "eval.split")
+    if split is not _MISSING and split != "temporal":
+      raise ValueError(f"config model.context_recency = {recency!r} weighs answers by how "
+                       f"recent they are, which needs contexts in time order; eval.split = "
+                       f"{split!r} draws them unordered. Set --config.eval.split=temporal "
+                       f"or --config.model.context_recency=all.")
+    num_context = _get(config, "eval.num_context")
+    if (str(recency).startswith("latest:") and num_context is not _MISSING
+        and float(recency.split(":")[1]) > num_context):
+      raise ValueError(f"config model.context_recency = {recency!r} keeps more answers than "
+                       f"the context has (eval.num_context = {num_context}); lower N or "
+                       f"raise eval.num_context.")

@@ -67,17 +67,23 @@ def worst(values) -> float:
   return min(finite) if finite else float("nan")
 
 
-def gather_context(data: UserComparisons, context_idx: np.ndarray) -> dict:
+def gather_context(data: UserComparisons, context_idx: np.ndarray,
+                   context_weight: Optional[np.ndarray] = None) -> dict:
+  """Each user's context pairs; with `context_weight` `[U, N]`, also `mask` (the weights)."""
   take = lambda x: np.take_along_axis(x, context_idx[..., None] if x.ndim == 3 else
                                       context_idx, axis=1)
-  return dict(a=take(data.a), b=take(data.b), label=take(data.label))
+  context = dict(a=take(data.a), b=take(data.b), label=take(data.label))
+  if context_weight is not None:
+    context["mask"] = np.asarray(context_weight, np.float32)
+  return context
 
 
 def predict_users(method: Method, model: nnx.Module, data: UserComparisons,
-                  context_idx: np.ndarray, *, users_per_call: int = 256
-                  ) -> tuple[np.ndarray, dict]:
+                  context_idx: np.ndarray, *, users_per_call: int = 256,
+                  context_weight: Optional[np.ndarray] = None) -> tuple[np.ndarray, dict]:
   """P(a preferred) `[U, K]` on every pair of each user, given their context pairs.
 
+  `context_weight` `[U, N]` weighs the context pairs (vpl/recency.py); None counts each fully.
   Returns the probabilities and the method's aux outputs, concatenated over users.
   """
   graphdef, params = nnx.split(model)
@@ -87,7 +93,7 @@ def predict_users(method: Method, model: nnx.Module, data: UserComparisons,
     logits, aux = method.predict(nnx.merge(graphdef, params), context, targets)
     return jax.nn.sigmoid(logits), aux
 
-  context = gather_context(data, context_idx)
+  context = gather_context(data, context_idx, context_weight)
   outputs = []
   for start in range(0, data.num_users, users_per_call):
     rows = slice(start, start + users_per_call)

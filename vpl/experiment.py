@@ -18,8 +18,8 @@ from typing import Callable, Optional, Sequence
 import jax
 import ml_collections
 
-from vpl import (adapt, best_of_n, config_checks, distributed, evaluate, methods, report,
-                 seeding, selection, size_selection, train)
+from vpl import (adapt, best_of_n, config_checks, distributed, evaluate, methods, recency,
+                 report, seeding, selection, size_selection, train)
 from vpl.data import fingerprint, sources, streaming
 from vpl.data.comparisons import UserComparisons
 from vpl.workdir import lock as lock_workdir
@@ -81,7 +81,8 @@ def experiment_data(config: ml_collections.ConfigDict) -> sources.ExperimentData
 def score_method(method: methods.Method, model, exp: sources.ExperimentData) -> dict:
   """A trained method's held-out report (with the latent report for latent methods)."""
   heldout = exp.evaluated
-  p_a, aux = evaluate.predict_users(method, model, heldout, exp.context_idx)
+  p_a, aux = evaluate.predict_users(method, model, heldout, exp.context_idx,
+                                    context_weight=exp.context_weight)
   scores = evaluate.accuracy_report(p_a, heldout, exp.target_mask, exp.unseen_mask)
   if "mu" in aux:
     prior_mu, prior_log_var = jax.device_get(model.prior())
@@ -156,6 +157,10 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
     if "active_units" in scores:
       results.setdefault("active_units", {})[name] = scores["active_units"]
     models[name] = (method, model)
+  # A recency-weighted context against the unweighted one on the same users (vpl/recency.py).
+  if exp.context_weight is not None:
+    results["drift"] = recency.drift_report(config.model.context_recency, exp, models,
+                                            results["methods"])
   # Egalitarian choice among candidates (docs/methods.md, 'MaxMin-RLHF'), scored with the
   # true rewards.
   sel = config.eval.get("selection")

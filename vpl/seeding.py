@@ -32,6 +32,7 @@ STREAMS = (
     ("best_of_n",),
     ("pref", "calibration"),  # PReF's calibration users (vpl/methods/pref_prior.py)
     ("pref", "prior"),        # their context pairs
+    ("feedback_loop",),       # users' kinds, answers and candidates (vpl/feedback_loop.py)
 )
 
 

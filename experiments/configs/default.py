@@ -50,6 +50,10 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   # product: r = <phi(s), psi(z)> | concat: r = MLP([s, z]) (the paper's). With free bits,
   # the product decoder is what keeps VPL from collapsing on ufp4 (README, "Posterior collapse").
   c.model.decoder = "product"
+  # How much each context pair counts when a user's context is pooled (vpl/recency.py):
+  # all | latest:N (only the N latest) | exp:H (weight halves every H answers). Needs the
+  # temporal split, whose contexts are in time order.
+  c.model.context_recency = "all"
 
   c.loss = ml_collections.ConfigDict()
   c.loss.beta = 1.0
@@ -74,6 +78,10 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   # 0: every training context has num_context pairs; else sizes drawn in [min_context, num_context].
   c.train.min_context = 0
   c.train.num_targets = 8
+  # random: each set draws its context and targets at random from a user's pairs | time
+  # (VPL, eval.split = temporal): a window of consecutive answers, then the answers right
+  # after it (vpl/methods/windows.py).
+  c.train.context_order = "random"
 
   # DPL (docs/methods.md, 'DPL'): categorical atoms and the official code's entropy bonus.
   c.dpl = ml_collections.ConfigDict()

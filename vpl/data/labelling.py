@@ -30,6 +30,10 @@ class Task:
   state_high: float = 1.0
   # What the generator removed and why (counts), e.g. pairs every user type agrees on.
   filter_report: dict = dataclasses.field(default_factory=dict)
+  # `[U, K]` time order of each user's answers, when the generator has one (drift tasks).
+  timestamp: Optional[np.ndarray] = None
+  # What the generator knows about each user beyond their group (e.g. drift switch times).
+  truth: dict = dataclasses.field(default_factory=dict)
 
   @property
   def num_groups(self) -> int:

@@ -22,7 +22,7 @@ from typing import Callable, Optional
 import ml_collections
 import numpy as np
 
-from vpl import seeding
+from vpl import recency, seeding
 from vpl.data import byo, ecdat, movielens, packaged, pairs, tasks
 from vpl.data.comparisons import (UserComparisons, split_context_target, split_temporal,
                                   split_users, temporal_num_targets)
@@ -77,6 +77,8 @@ class ExperimentData:
     shares: fraction of all users in each group (the generator's shares when synthetic).
     task: the synthetic generator (knows the rewards), or None for real or imported data.
     info: what results.json records about the data: source, split, filters, features.
+    context_weight: `[U, N]` weight of each context pair when a method pools the context
+      (`model.context_recency`, vpl/recency.py), or None: every context pair counts fully.
   """
   name: str
   train: UserComparisons
@@ -87,6 +89,7 @@ class ExperimentData:
   shares: tuple[float, ...]
   task: Optional[Task]
   info: dict
+  context_weight: Optional[np.ndarray] = None
 
 
 def input_files(config: ml_collections.ConfigDict) -> list[str]:
@@ -205,10 +208,18 @@ def build(config: ml_collections.ConfigDict) -> ExperimentData:
   d = config.data
   _check_choice(config.eval.split, "eval.split", SPLITS)
   if tasks.is_task(d.source):
-    if config.eval.split == "temporal":
-      raise ValueError("eval.split = 'temporal' needs timestamps, which synthetic tasks do "
-                       "not have; use eval.split = 'users' (or 'validation').")
     task = build_task(config)
+    if config.eval.split == "temporal":
+      if task.timestamp is None:
+        raise ValueError(f"eval.split = 'temporal' needs timestamps, which {task.name} does "
+                         f"not have (only data.source = 'drift' does); use eval.split = "
+                         f"'users' (or 'validation').")
+      train, evaluated, context_idx, target_mask = split_temporal(
+          task.data, task.timestamp, d.heldout_fraction, config.eval.num_context)
+      info = dict(source=d.source, split="temporal")
+      return ExperimentData(task.name, train, evaluated, context_idx, target_mask,
+                            pairs.unseen_targets(train, evaluated, target_mask), task.shares,
+                            task, info, _context_weight(config, context_idx))
     train, heldout = _split_users(config, task.data)
     info = dict(source=d.source, split=config.eval.split)
     if d.source in tasks.SHARED_POOL and config.eval.unseen_fraction > 0:
@@ -244,4 +255,13 @@ def build(config: ml_collections.ConfigDict) -> ExperimentData:
     (train, evaluated), info["standardization"] = standardize(train, evaluated)
     info["standardization"]["fit_on"] = "features of the training users' pairs (no labels)"
   return ExperimentData(d.source, train, evaluated, context_idx, target_mask, unseen,
-                        _shares(data), None, info)
+                        _shares(data), None, info, _context_weight(config, context_idx))
+
+
+def _context_weight(config, context_idx: np.ndarray) -> Optional[np.ndarray]:
+  """The recency weights of the context pairs (temporal split: oldest first), or None."""
+  spec = config.model.get("context_recency", "all")
+  if spec == "all":
+    return None
+  return np.broadcast_to(recency.weights(spec, context_idx.shape[1]),
+                         context_idx.shape).astype(np.float32)

@@ -11,8 +11,22 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from vpl import seeding
+from vpl.data import drift as drift_lib
 from vpl.data import embedding_tasks, maze, synthetic
 from vpl.data.labelling import Task
+
+
+def drift(*, task: str = "didactic", drifting_users: float = 1.0, switch_low: float = 0.25,
+          switch_high: float = 0.6, seed: int = 0, **task_kwargs) -> Task:
+  """Generator `task` (with `task_kwargs`) whose users switch groups (vpl/data/drift.py)."""
+  if task not in _BASES:
+    raise ValueError(f"drift: task = {task!r}; choose one of {sorted(_BASES)} (generators that "
+                     f"record every group's preference).")
+  drift_lib.check_shares(drifting_users, switch_low, switch_high)
+  base = _BASES[task](seed=seed, **task_kwargs)
+  return drift_lib.drift(base, seeding.rng(seed, "drift"), drifting_users=drifting_users,
+                         switch_low=switch_low, switch_high=switch_high)
+
 
 GENERATORS: dict[str, Callable[..., Task]] = {
     "didactic": synthetic.didactic,
@@ -22,6 +36,9 @@ GENERATORS: dict[str, Callable[..., Task]] = {
     "ufp": embedding_tasks.ufp,
     "unimodal": embedding_tasks.unimodal,
 }
+# Generators the drift task builds on (two or more groups, group_pref recorded).
+_BASES = {k: GENERATORS[k] for k in ("didactic", "navigation", "pets", "ufp")}
+GENERATORS["drift"] = drift
 # Tasks whose users label pairs from one shared pool (so items recur across users).
 SHARED_POOL = ("pets", "ufp", "unimodal")
 
@@ -51,6 +68,11 @@ PRESETS: dict[str, Preset] = {
     "ufp2": Preset("ufp", dict(num_types=2, num_users=1000, pairs_per_user=32), 2),
     "ufp4": Preset("ufp", dict(num_types=4, num_users=1000, pairs_per_user=32), 4),
     "unimodal": Preset("unimodal", dict(num_users=1000, pairs_per_user=32), 1),
+    # Every user switches group at an answer of their own, slot 16 to 38 of their 64.
+    "drift_didactic": Preset("drift", dict(task="didactic", shares=(0.5, 0.5), num_users=1000,
+                                           pairs_per_user=64, temperature=0.0), 2),
+    "drift_ufp4": Preset("drift", dict(task="ufp", num_types=4, num_users=1000,
+                                       pairs_per_user=64), 4),
 }
 
 

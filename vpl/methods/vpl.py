@@ -8,6 +8,7 @@ import ml_collections
 
 from vpl import losses, schedules
 from vpl.method import Method
+from vpl.methods import windows
 from vpl.methods.sampling import sample_sets
 from vpl.models.vpl import VPLModel
 
@@ -46,6 +47,9 @@ def make(config: ml_collections.ConfigDict) -> Method:
   sampler = functools.partial(sample_sets, num_sets=t.batch_sets, num_context=t.num_context,
                               num_targets=t.num_targets, target_mode=l.target_mode,
                               min_context=t.min_context)
+  if t.get("context_order", "random") == "time":  # windows in time order (drift tasks)
+    sampler = functools.partial(windows.sample_windows, num_sets=t.batch_sets,
+                                num_context=t.num_context, num_targets=t.num_targets)
   return Method("vpl", make_model, sampler, loss, predict, batch_axis_size=t.batch_sets,
                 min_pairs_per_user=t.num_context + t.num_targets,
                 min_pairs_source="train.num_context + train.num_targets")

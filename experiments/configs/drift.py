@@ -1,0 +1,33 @@
+"""Per-user drift: does a recency-weighted context follow users who change their mind?
+
+Command:  python -m experiments.seeds --workdir=runs/drift --config=experiments/configs/drift.py
+Keys:     task=drift_didactic | drift_ufp4; recency=exp:H | latest:N (vs the unweighted context);
+          order=time (VPL trains on windows of consecutive answers) | random (unordered sets).
+Runtime:  41-56 s per seed measured on the 2-core CPU shared with other jobs (compile included).
+Expected: results.json's `drift` section, VPL on each user's latest 16 answers (seeds 0-2):
+          0.918 / 0.923 / 0.915 with the latest 8 answers as context, against 0.667 / 0.657 /
+          0.658 with all 48 earlier answers unweighted (gain 0.251 / 0.266 / 0.257).
+          recency=exp:4: 0.882 / 0.891 / 0.891. order=random,recency=exp:4: 0.769 / 0.773
+          / 0.783 against 0.652 / 0.644 / 0.650. BTL: 0.667 / 0.663 / 0.668.
+"""
+
+from experiments.configs import args, default
+from vpl import configs
+from vpl.data import tasks
+
+TASKS = ("drift_didactic", "drift_ufp4")
+
+
+def get_config(arg: str = "task=drift_didactic"):
+  f = args.parse(arg, "drift.py", task=args.Key("drift_didactic", TASKS),
+                 recency=args.Key("latest:8"), order=args.Key("time", ("time", "random")))
+  preset = tasks.preset(f["task"])
+  # 64 answers per user: the latest 16 are the targets, all 48 earlier ones train and are the
+  # context (so the unweighted context mixes answers from before and after the switch).
+  return configs.with_overrides(default.get_config(), {
+      "methods": ("btl", "vpl"), "data.source": preset.generator,
+      "data.kwargs": dict(preset.kwargs), "data.heldout_fraction": 0.25,
+      "eval.split": "temporal", "eval.num_context": 48,
+      "model.context_recency": f["recency"], "train.context_order": f["order"],
+      "eval.selection.enabled": False,
+      "eval.reward_maps": False})
