@@ -70,7 +70,10 @@ def worst(values) -> float:
 def gather_context(data: UserComparisons, context_idx: np.ndarray) -> dict:
   take = lambda x: np.take_along_axis(x, context_idx[..., None] if x.ndim == 3 else
                                       context_idx, axis=1)
-  return dict(a=take(data.a), b=take(data.b), label=take(data.label))
+  context = dict(a=take(data.a), b=take(data.b), label=take(data.label))
+  if data.condition is not None:
+    context["condition"] = np.maximum(take(data.condition), 0)
+  return context
 
 
 def predict_users(method: Method, model: nnx.Module, data: UserComparisons,
@@ -88,12 +91,15 @@ def predict_users(method: Method, model: nnx.Module, data: UserComparisons,
     return jax.nn.sigmoid(logits), aux
 
   context = gather_context(data, context_idx)
+  targets = dict(a=data.a, b=data.b)
+  if data.condition is not None:  # read by model.condition_bias
+    targets["condition"] = np.maximum(data.condition, 0)
   outputs = []
   for start in range(0, data.num_users, users_per_call):
     rows = slice(start, start + users_per_call)
     outputs.append(jax.device_get(run(
         params, {k: v[rows] for k, v in context.items()},
-        dict(a=data.a[rows], b=data.b[rows]))))
+        {k: v[rows] for k, v in targets.items()})))
   p_a = np.concatenate([p for p, _ in outputs])
   aux = {k: np.concatenate([a[k] for _, a in outputs]) for k in outputs[0][1]}
   return p_a, aux

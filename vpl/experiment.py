@@ -18,8 +18,8 @@ from typing import Callable, Optional, Sequence
 import jax
 import ml_collections
 
-from vpl import (adapt, best_of_n, config_checks, distributed, evaluate, methods, report,
-                 seeding, selection, size_selection, train)
+from vpl import (adapt, best_of_n, config_checks, configs, distributed, evaluate, methods,
+                 report, seeding, selection, size_selection, stability_report, train)
 from vpl.data import fingerprint, sources, streaming
 from vpl.data.comparisons import UserComparisons
 from vpl.workdir import lock as lock_workdir
@@ -78,15 +78,34 @@ def experiment_data(config: ml_collections.ConfigDict) -> sources.ExperimentData
   return streaming.build(config) if config.streaming.enabled else sources.build(config)
 
 
-def score_method(method: methods.Method, model, exp: sources.ExperimentData) -> dict:
-  """A trained method's held-out report (with the latent report for latent methods)."""
+def score_method(method: methods.Method, model, exp: sources.ExperimentData, *,
+                 shrinkage: float = 0.0) -> dict:
+  """A trained method's held-out report (with the latent report for latent methods).
+
+  With `shrinkage` > 0 (eval.shrinkage), VPL's users' logits are blended with the
+  population's (vpl/stability_report.py, `shrunk_p`).
+  """
   heldout = exp.evaluated
   p_a, aux = evaluate.predict_users(method, model, heldout, exp.context_idx)
+  if shrinkage > 0 and method.name == "vpl":
+    p_a, _ = stability_report.shrunk_p(model, heldout, exp.context_idx, shrinkage)
   scores = evaluate.accuracy_report(p_a, heldout, exp.target_mask, exp.unseen_mask)
   if "mu" in aux:
     prior_mu, prior_log_var = jax.device_get(model.prior())
     scores.update(evaluate.latent_report(aux["mu"], aux["log_var"], prior_mu, prior_log_var))
   return scores
+
+
+def _check_conditions(config: ml_collections.ConfigDict, exp: sources.ExperimentData) -> None:
+  """With the bias tower on, every condition code must have a row in its table."""
+  if not config.model.get("condition_bias", False):
+    return
+  for data in (exp.train, exp.evaluated):
+    codes = getattr(data, "condition", None)
+    if codes is not None and codes.max(initial=0) >= config.model.num_conditions:
+      raise ValueError(f"config model.num_conditions = {config.model.num_conditions}, but the "
+                       f"data has condition {int(codes.max())}; set --config.model."
+                       f"num_conditions={int(codes.max()) + 1} (codes start at 0).")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
@@ -117,6 +136,7 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
   if isinstance(exp.train, UserComparisons):  # every process must train on the same users
     distributed.check_same_on_all_processes(exp.train.arrays(), "the training data")
   task, train_data, heldout = exp.task, exp.train, exp.evaluated
+  _check_conditions(config, exp)
   context_idx, target_mask, unseen = exp.context_idx, exp.target_mask, exp.unseen_mask
   results = dict(task=exp.name, seed=config.seed, shares=list(exp.shares),
                  num_train_users=train_data.num_users, num_heldout_users=heldout.num_users,
@@ -145,7 +165,7 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
       model, info = (method.fit or train.fit)(
           method, config, train_data, ckpt_dir=ckpt_dir, metrics_path=metrics_path,
           on_chunk=hook)
-    scores = score_method(method, model, exp)
+    scores = score_method(method, model, exp, shrinkage=config.eval.get("shrinkage", 0.0))
     scores["train_seconds"] = info["train_seconds"]
     # What the method's trainer reports about itself (e.g. PReF's init, MaxMin's EM rounds).
     scores["fit"] = {k: v for k, v in info.items()
@@ -156,6 +176,15 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
     if "active_units" in scores:
       results.setdefault("active_units", {})[name] = scores["active_units"]
     models[name] = (method, model)
+  # Re-asked data: who has a stable preference, and what the models did with each kind.
+  if exp.truth is not None:
+    results["stability"] = stability_report.report(config, exp, models)
+    if config.data.reask.get("clean_baseline", False) and not exp.truth["clean"]:
+      # The same users, draws and methods without the noise (docs/stability.md).
+      twin = configs.with_overrides(config, {"data.reask.clean": True,
+                                             "data.reask.clean_baseline": False})
+      clean = train_and_evaluate(twin, os.path.join(workdir, "clean"))
+      results["stability"]["clean"] = clean["stability"]["methods"]
   # Egalitarian choice among candidates (docs/methods.md, 'MaxMin-RLHF'), scored with the
   # true rewards.
   sel = config.eval.get("selection")

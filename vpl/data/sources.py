@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from vpl import seeding
-from vpl.data import byo, ecdat, movielens, packaged, pairs, tasks
+from vpl.data import byo, ecdat, movielens, packaged, pairs, reasked, tasks
 from vpl.data.comparisons import (UserComparisons, split_context_target, split_temporal,
                                   split_users, temporal_num_targets)
 from vpl.data.labelling import Task
@@ -77,6 +77,8 @@ class ExperimentData:
     shares: fraction of all users in each group (the generator's shares when synthetic).
     task: the synthetic generator (knows the rewards), or None for real or imported data.
     info: what results.json records about the data: source, split, filters, features.
+    truth: with `data.reask`, which users and answers are genuine, non-attitude or
+      constructed (vpl/data/reasked.py); None otherwise.
   """
   name: str
   train: UserComparisons
@@ -87,6 +89,7 @@ class ExperimentData:
   shares: tuple[float, ...]
   task: Optional[Task]
   info: dict
+  truth: Optional[dict] = None
 
 
 def input_files(config: ml_collections.ConfigDict) -> list[str]:
@@ -209,12 +212,19 @@ def build(config: ml_collections.ConfigDict) -> ExperimentData:
       raise ValueError("eval.split = 'temporal' needs timestamps, which synthetic tasks do "
                        "not have; use eval.split = 'users' (or 'validation').")
     task = build_task(config)
-    train, heldout = _split_users(config, task.data)
+    data, truth = task.data, None
     info = dict(source=d.source, split=config.eval.split)
+    if d.get("reask") is not None and d.reask.enabled:
+      # Re-asked questions with genuine, non-attitude and constructed answers.
+      settings = {k: v for k, v in d.reask.to_dict().items() if k in reasked.FIELDS}
+      data, truth = reasked.build(task, settings, seeding.rng(config.seed, "reask"),
+                                  clean=d.reask.get("clean", False))
+      info["reask"] = dict(settings, clean=truth["clean"], num_pairs=int(data.mask.sum()))
+    train, heldout = _split_users(config, data)
     if d.source in tasks.SHARED_POOL and config.eval.unseen_fraction > 0:
       train, info["withheld"] = _withhold(config, train, heldout)
     return ExperimentData(task.name, train, heldout, *_evaluation(config, train, heldout),
-                          task.shares, task, info)
+                          task.shares, task, info, truth)
 
   kwargs = d.kwargs.to_dict()
   if "seed" in inspect.signature(LOADERS.get(d.source, load_rows)).parameters:

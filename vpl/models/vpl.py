@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from vpl.models import condition_bias
 from vpl.models.mlp import MLP
 
 
@@ -117,12 +118,15 @@ class ConcatDecoder(nnx.Module):
 
 
 class VPLModel(nnx.Module):
-  """Encoder q(z | C), reward decoder r(s, z) and prior p(z)."""
+  """Encoder q(z | C), reward decoder r(s, z) and prior p(z); with `num_conditions`, the
+  shared position-bias tower of vpl/models/condition_bias.py on the targets' logits."""
 
   def __init__(self, feature_dim: int, *, hidden: Sequence[int], embed_dim: int,
                latent_dim: int, pooling: str = "mean", num_heads: int = 4,
-               learned_prior: bool = False, decoder: str = "concat", rngs: nnx.Rngs):
+               learned_prior: bool = False, decoder: str = "concat", num_conditions: int = 0,
+               rngs: nnx.Rngs):
     self.latent_dim = latent_dim
+    self.condition_bias = condition_bias.make(num_conditions)
     if pooling == "bayes" and learned_prior:
       raise ValueError("model.pooling = 'bayes' multiplies the pairs' factors with the N(0, I) "
                        "prior; it cannot be combined with model.learned_prior = True. Set one "
@@ -159,7 +163,7 @@ class VPLModel(nnx.Module):
 
     Args:
       context: `a`, `b` `[B, N, D]`, `label` `[B, N]`, optional `mask` `[B, N]`.
-      targets: `a`, `b` `[B, T, D]`.
+      targets: `a`, `b` `[B, T, D]`, optional `condition` `[B, T]` (read by the bias tower).
       key: draws z = mu + sigma * eps when given; z = mu (the posterior mean) when None.
 
     Returns:
@@ -174,4 +178,4 @@ class VPLModel(nnx.Module):
     z_Bx1xL = z[:, None, :]
     reward_a, reward_b = self.reward(targets["a"], z_Bx1xL), self.reward(targets["b"], z_Bx1xL)
     aux = dict(mu=mu, log_var=log_var, z=z, reward_a=reward_a, reward_b=reward_b)
-    return reward_a - reward_b, aux
+    return condition_bias.apply(self, reward_a - reward_b, targets), aux

@@ -1,0 +1,183 @@
+"""results.json's `stability` section: detection, the position effect, VPL's KL and shrinkage.
+
+For a run on re-asked data (`data.reask.enabled`; vpl/data/reasked.py), per kind of held-out
+user (genuine / non_attitude / constructed, the generator's truth):
+- `detector`: the consistency analysis of vpl/stability.py on every user's answers, scored
+  against the truth (non-attitude and constructed users; constructed answers).
+- `methods.<name>.<kind>`: held-out accuracy against the labels the users gave (`observed`)
+  and against each user's genuine preference, the generator's P(a preferred) (`genuine`).
+  A non-attitude answer is a coin, so `observed` is near 0.5 for every method on those users;
+  `genuine` says whether the prediction is still the population's sensible one.
+- `position_bias`: `true` = P(the option shown first is chosen | the user's rewards tie) in
+  the training answers, 0.5 + s * (first_bias - 0.5) with s the share of training answers
+  given by position; `estimated` = the same rate from VPL's (else BTL's) bias tower
+  (vpl/models/condition_bias.py: w_genuine / 2 + w_first, averaged over both orders); and
+  beside them the share s itself and the tower's w_a + w_b.
+- `vpl_mean_kl` / `vpl_mean_variance`: the mean KL(q(z|C) || p(z)) and posterior variance of
+  VPL per kind, with C each user's evaluation context.
+- `shrinkage`: VPL's accuracy per kind when each user's logits are blended with the
+  population's (the prediction averaged over z ~ p(z)) by `vpl.shrinkage.user_weight(certainty, stability,
+  strength)`; certainty = 1 - mean posterior variance, stability from the agreement of the
+  context's own re-asked answers (1 when the context re-asks nothing).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from vpl import losses, shrinkage, stability
+from vpl.data import reasked
+from vpl.data.comparisons import UserComparisons
+from vpl.evaluate import gather_context, predict_users
+from vpl.models import condition_bias
+
+KINDS = stability.KINDS
+STRENGTHS = (0.0, 0.5, 1.0)
+
+
+def detector(truth: dict) -> dict:
+  """The consistency classifier on every user's answers, against the generator's truth."""
+  stats = stability.user_statistics(truth["rows"])
+  kind = stability.classify(stats)
+  true_kind = truth["user_kind"][np.searchsorted(truth["user_id"], stats["user_id"])]
+  out = stability.detector_report(kind, true_kind)
+  q = stats["questions"]
+  true_q = np.array([truth["question_kind"][int(stats["user_id"][u]), int(p)] == 2
+                     for u, p in zip(q["user"], q["pair_id"])], bool)
+  out["constructed_answers"] = stability.precision_recall(
+      stability.constructed_questions(stats, kind), true_q)
+  return out
+
+
+def _accuracy(p_UxK, y_UxK, where_UxK) -> float | None:
+  pred = (np.asarray(p_UxK) > 0.5).astype(np.float64)
+  correct = pred * y_UxK + (1 - pred) * (1 - y_UxK)
+  n = where_UxK.sum()
+  return float(correct[where_UxK].sum() / n) if n else None
+
+
+def per_kind(p_UxK, data: UserComparisons, target_mask, user_kind) -> dict:
+  """Accuracy on each kind of user's targets: vs their labels and vs their genuine preference."""
+  out = {}
+  for k, name in enumerate(KINDS):
+    where = target_mask & (user_kind == k)[:, None]
+    out[name] = dict(observed=_accuracy(p_UxK, data.label, where),
+                     genuine=_accuracy(p_UxK, data.true_pref, where)
+                     if data.true_pref is not None else None,
+                     num_users=int((user_kind == k).sum()), num_targets=int(where.sum()))
+  return out
+
+
+def true_position_rate(truth: dict, user_id, first_bias: float) -> dict:
+  """P(first shown chosen | tie) in these users' answers, and the share given by position.
+
+  From every answer the simulator gave them (before any pair is withheld from training).
+  """
+  kind = truth["answer_kind"][np.searchsorted(truth["user_id"], user_id)]
+  share = float((kind[kind >= 0] == 2).mean())
+  return dict(rate=0.5 + share * (first_bias - 0.5), share=share)
+
+
+def context_stability(data: UserComparisons, context_idx) -> np.ndarray:
+  """`[U]` stability (vpl.shrinkage) from the agreement of re-asked answers in each context."""
+  if data.pair_id is None:
+    return np.ones(data.num_users)
+  pid = np.take_along_axis(data.pair_id, context_idx, 1)
+  label = np.take_along_axis(data.label, context_idx, 1) > 0.5
+  same = np.triu(pid[:, :, None] == pid[:, None, :], 1)
+  agree = same & (label[:, :, None] == label[:, None, :])
+  with np.errstate(invalid="ignore"):
+    consistency = agree.sum((1, 2)) / same.sum((1, 2))
+  return shrinkage.stability_from_consistency(consistency)
+
+
+def vpl_logits(model, data: UserComparisons, context_idx, *, users_per_call: int = 256,
+               num_samples: int = 32):
+  """VPL's `(user logits, population logits [U, K], mu, log_var [U, L])`, before the tower.
+
+  The population's logits are logit(E_{z ~ p(z)} sigmoid(r(a, z) - r(b, z))), the prediction
+  for someone who has answered nothing, from `num_samples` fixed draws of the prior.
+  """
+  graphdef, params = nnx.split(model)
+  eps_SxL = jax.random.normal(jax.random.key(0), (num_samples, model.latent_dim))
+
+  @jax.jit
+  def run(params, context, a, b):
+    m = nnx.merge(graphdef, params)
+    mu, log_var = m.encoder(context["a"], context["b"], context["label"])
+    prior_mu, prior_log_var = m.prior()
+    user = m.reward(a, mu[:, None]) - m.reward(b, mu[:, None])
+    z_Sx1x1xL = (prior_mu + jnp.exp(0.5 * prior_log_var) * eps_SxL)[:, None, None]
+    p_SxBxK = jax.nn.sigmoid(m.reward(a[None], z_Sx1x1xL) - m.reward(b[None], z_Sx1x1xL))
+    p_BxK = jnp.clip(p_SxBxK.mean(0), 1e-6, 1 - 1e-6)
+    return user, jnp.log(p_BxK) - jnp.log1p(-p_BxK), mu, log_var
+
+  context = gather_context(data, context_idx)
+  parts = [jax.device_get(run(params, {k: v[r] for k, v in context.items()},
+                              data.a[r], data.b[r]))
+           for r in (slice(s, s + users_per_call)
+                     for s in range(0, data.num_users, users_per_call))]
+  return tuple(np.concatenate(x) for x in zip(*parts))
+
+
+def shrunk_p(model, data: UserComparisons, context_idx, strength: float,
+             logits=None) -> tuple[np.ndarray, np.ndarray]:
+  """VPL's P(a) `[U, K]` with every user's logits shrunk toward the population's, and the
+  weights `[U]`."""
+  user, pop, _, log_var = logits if logits is not None else vpl_logits(model, data,
+                                                                       context_idx)
+  weight = shrinkage.user_weight(shrinkage.certainty_from_spread(log_var),
+                                 context_stability(data, context_idx), strength)
+  logit = shrinkage.shrink(user, pop, weight)
+  if data.condition is not None:
+    logit = condition_bias.apply(model, jnp.asarray(logit),
+                                 dict(condition=np.maximum(data.condition, 0)))
+  return np.asarray(jax.nn.sigmoid(logit)), weight
+
+
+def report(config, exp, models: dict) -> dict:
+  """The `stability` section (see the module doc) for the trained `models` {name: (method,
+  model)}."""
+  truth, heldout = exp.truth, exp.evaluated
+  user_kind, _ = reasked.kinds_of(truth, heldout)
+  out = dict(settings=truth["settings"], clean=truth["clean"], methods={},
+             detector=None if truth["rows"] is None else detector(truth))
+  towers = {}
+  for name, (method, model) in models.items():
+    p_a, _ = predict_users(method, model, heldout, exp.context_idx)
+    out["methods"][name] = per_kind(p_a, heldout, exp.target_mask, user_kind)
+    if getattr(model, "condition_bias", None) is not None:
+      towers[name] = condition_bias.position_effect(jax.device_get(
+          model.condition_bias.theta[...]))
+  true = true_position_rate(truth, exp.train.user_id, truth["settings"]["first_bias"])
+  shown = next((n for n in ("vpl", "btl") if n in towers), next(iter(towers), None))
+  out["position_bias"] = dict(
+      true=true["rate"], estimated=towers[shown]["first_rate"] if shown else None,
+      true_framing_share=true["share"],
+      estimated_framing_share=towers[shown]["framing_share"] if shown else None,
+      estimated_by=shown, per_method=towers,
+      units="P(first-shown option chosen | the user's rewards tie)")
+  if "vpl" in models:
+    model = models["vpl"][1]
+    logits = vpl_logits(model, heldout, exp.context_idx)
+    mu, log_var = logits[2], logits[3]
+    prior_mu, prior_log_var = jax.device_get(model.prior())
+    kl = np.asarray(losses.gaussian_kl(mu, log_var, prior_mu, prior_log_var)).sum(-1)
+    var = np.exp(log_var).mean(-1)
+    out["vpl_mean_kl"] = {n: float(kl[user_kind == k].mean())
+                          for k, n in enumerate(KINDS) if (user_kind == k).any()}
+    out["vpl_mean_variance"] = {n: float(var[user_kind == k].mean())
+                                for k, n in enumerate(KINDS) if (user_kind == k).any()}
+    strengths = sorted(set(STRENGTHS) | {float(config.eval.get("shrinkage", 0.0))})
+    out["shrinkage"] = {}
+    for s in strengths:
+      p, w = shrunk_p(model, heldout, exp.context_idx, s, logits)
+      entry = per_kind(p, heldout, exp.target_mask, user_kind)
+      for k, n in enumerate(KINDS):
+        entry[n]["mean_weight"] = float(w[user_kind == k].mean()) if (
+            user_kind == k).any() else None
+      out["shrinkage"][str(s)] = entry
+  return out
