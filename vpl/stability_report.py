@@ -111,7 +111,8 @@ def vpl_logits(model, data: UserComparisons, context_idx, *, users_per_call: int
     prior_mu, prior_log_var = m.prior()
     user = m.reward(a, mu[:, None]) - m.reward(b, mu[:, None])
     z_Sx1x1xL = (prior_mu + jnp.exp(0.5 * prior_log_var) * eps_SxL)[:, None, None]
-    p_SxBxK = jax.nn.sigmoid(m.reward(a[None], z_Sx1x1xL) - m.reward(b[None], z_Sx1x1xL))
+    grow = lambda s_BxKxD: jnp.broadcast_to(s_BxKxD, (num_samples,) + s_BxKxD.shape)
+    p_SxBxK = jax.nn.sigmoid(m.reward(grow(a), z_Sx1x1xL) - m.reward(grow(b), z_Sx1x1xL))
     p_BxK = jnp.clip(p_SxBxK.mean(0), 1e-6, 1 - 1e-6)
     return user, jnp.log(p_BxK) - jnp.log1p(-p_BxK), mu, log_var
 

@@ -9,8 +9,9 @@ from vpl.method import Batch
 
 
 def pair_fields(pool: Batch) -> tuple[str, ...]:
-  """What a drawn pair carries: a, b, label, and its condition when the pool has one."""
-  return ("a", "b", "label") + (("condition",) if "condition" in pool else ())
+  """What a drawn pair carries: a, b, label, and its condition and pair_id when the pool has
+  them."""
+  return ("a", "b", "label") + tuple(k for k in ("condition", "pair_id") if k in pool)
 
 
 def sample_pairs(key: jax.Array, pool: Batch, num_pairs: int, with_user: bool = False) -> Batch:
