@@ -22,11 +22,11 @@ def _runs(path):
 def row(r: dict) -> dict:
   s = r["stability"]
   d, m, kl = s["detector"], s["methods"], s["vpl_mean_kl"]
-  clean = s.get("clean", {})
+  clean = s.get("clean") if isinstance(s.get("clean"), dict) else {}
   out = dict(
       task=r["task"], seed=r["seed"],
       na_p=d["non_attitude"]["precision"], na_r=d["non_attitude"]["recall"],
-      con_p=d["constructed_answers"]["precision"], con_r=d["constructed_answers"]["recall"],
+      con_p=d["constructed"]["precision"], con_r=d["constructed"]["recall"],
       bias_true=s["position_bias"]["true"], bias_est=s["position_bias"]["estimated"],
       kl_gen=kl["genuine"], kl_na=kl["non_attitude"],
       vpl_gen=m["vpl"]["genuine"]["genuine"],

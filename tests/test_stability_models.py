@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from experiments.configs import default, stability as stability_config
-from vpl import adapt, config_checks, configs, methods, stability_report, train
+from vpl import adapt, config_checks, configs, methods, stability, stability_report, train
 from vpl.data import reasked, rows as rows_lib, tasks
 from vpl.data.comparisons import split_context_target
 from vpl.models import condition_bias
@@ -141,9 +141,14 @@ def test_context_stability_and_true_rate_by_hand():
   # pairs agree -> c = 1/3 -> 0.
   np.testing.assert_allclose(
       stability_report.context_stability(d, np.tile(np.arange(4), (2, 1))), [1.0, 0.0])
-  truth = dict(user_id=np.array([3, 7]), answer_kind=np.array([[0, 2, 2, -1], [0, 0, 0, 2]]))
-  out = stability_report.true_position_rate(truth, np.array([3, 7]), first_bias=1.0)
-  assert out["share"] == pytest.approx(3 / 7) and out["rate"] == pytest.approx(0.5 + 1.5 / 7)
+  # the training pool's slots: user 3 asks q0 (by position) twice and q1 (genuine); user 7
+  # asks q4 (by position); padding is ignored.
+  pool = D()
+  pool.user_id, pool.pair_id = np.array([3, 7]), np.array([[0, 0, 1], [4, -1, -1]])
+  pool.mask = pool.pair_id >= 0
+  truth = dict(question_kind={(3, 0): 2, (3, 1): 0, (7, 4): 2})
+  out = stability_report.true_position_rate(truth, pool, first_bias=0.9)
+  assert out["share"] == pytest.approx(3 / 4) and out["rate"] == pytest.approx(0.5 + 0.3)
 
 
 @pytest.mark.slow
@@ -165,3 +170,25 @@ def test_a_stability_run_writes_its_section(tmp_path):
   pooled = sum(k["observed"] * k["num_targets"] for k in kinds) / sum(
       k["num_targets"] for k in kinds)
   assert results["methods"]["vpl"]["heldout_accuracy"] == pytest.approx(pooled)
+
+
+def test_drop_unstable_leaves_genuine_users_and_answers(tiny):
+  _, data, truth = tiny
+  kept, report = stability.drop_unstable(data)
+  kinds, answers = reasked.kinds_of(truth, data)
+  assert report["users_dropped"]["non_attitude"] == (kinds == 1).sum()  # noiseless: exact
+  assert set(kept.user_id.tolist()) == set(data.user_id[kinds == 0].tolist())
+  # what is left of a kept user: their answers minus every asking of a flagged question
+  u = int(np.flatnonzero(kinds == 0)[0])
+  r = int(np.flatnonzero(kept.user_id == data.user_id[u])[0])
+  left = set(kept.pair_id[r][kept.mask[r]].tolist())
+  gone = set(data.pair_id[u][data.mask[u]].tolist()) - left
+  # every dropped question of this user was answered by position; no asking of it is left
+  assert all((answers[u][data.pair_id[u] == p] == 2).all() for p in gone)
+  assert report["answers_dropped"] > 0
+
+
+def test_drop_unstable_needs_pair_id(tiny):
+  _, data, _ = tiny
+  with pytest.raises(ValueError, match="drop_unstable.*'pair_id'.*--config.data.drop_unstable"):
+    stability.drop_unstable(dataclasses.replace(data, pair_id=None))

@@ -55,6 +55,7 @@ RULES: dict[str, Rule] = {
     "seed": _int(0),
     "data.heldout_fraction": _num(0, strict=True, hi=1, hi_strict=True),
     "data.device_dtype": _choice("float32", "bfloat16"),
+    "data.drop_unstable": _bool(),
     "data.reask.enabled": _bool(),
     "data.reask.clean": _bool(),
     "data.reask.clean_baseline": _bool(),

@@ -182,7 +182,8 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
     if config.data.reask.get("clean_baseline", False) and not exp.truth["clean"]:
       # The same users, draws and methods without the noise (docs/stability.md).
       twin = configs.with_overrides(config, {"data.reask.clean": True,
-                                             "data.reask.clean_baseline": False})
+                                             "data.reask.clean_baseline": False,
+                                             "data.drop_unstable": False})
       clean = train_and_evaluate(twin, os.path.join(workdir, "clean"))
       results["stability"]["clean"] = clean["stability"]["methods"]
   # Egalitarian choice among candidates (docs/methods.md, 'MaxMin-RLHF'), scored with the

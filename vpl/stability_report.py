@@ -3,14 +3,16 @@
 For a run on re-asked data (`data.reask.enabled`; vpl/data/reasked.py), per kind of held-out
 user (genuine / non_attitude / constructed, the generator's truth):
 - `detector`: the consistency analysis of vpl/stability.py on every user's answers, scored
-  against the truth (non-attitude and constructed users; constructed answers).
-- `methods.<name>.<kind>`: held-out accuracy against the labels the users gave (`observed`)
+  against the truth: `non_attitude` users, `constructed` answers (re-asked questions
+  answered by position) and `constructed_users`.
+- `methods.<name>.<kind>`: (and `bayes_oracle`, the best any method can do from the same
+  context, knowing the groups' rewards) held-out accuracy against the labels the users gave (`observed`)
   and against each user's genuine preference, the generator's P(a preferred) (`genuine`).
   A non-attitude answer is a coin, so `observed` is near 0.5 for every method on those users;
   `genuine` says whether the prediction is still the population's sensible one.
 - `position_bias`: `true` = P(the option shown first is chosen | the user's rewards tie) in
-  the training answers, 0.5 + s * (first_bias - 0.5) with s the share of training answers
-  given by position; `estimated` = the same rate from VPL's (else BTL's) bias tower
+  the training pool's answers, 0.5 + s * (first_bias - 0.5) with s the share of them given
+  by position; `estimated` = the same rate from VPL's (else BTL's) bias tower
   (vpl/models/condition_bias.py: w_genuine / 2 + w_first, averaged over both orders); and
   beside them the share s itself and the tower's w_a + w_b.
 - `vpl_mean_kl` / `vpl_mean_variance`: the mean KL(q(z|C) || p(z)) and posterior variance of
@@ -28,10 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from vpl import losses, shrinkage, stability
+from vpl import evaluate, losses, shrinkage, stability
 from vpl.data import reasked
 from vpl.data.comparisons import UserComparisons
-from vpl.evaluate import gather_context, predict_users
 from vpl.models import condition_bias
 
 KINDS = stability.KINDS
@@ -39,17 +40,21 @@ STRENGTHS = (0.0, 0.5, 1.0)
 
 
 def detector(truth: dict) -> dict:
-  """The consistency classifier on every user's answers, against the generator's truth."""
+  """The consistency classifier on every user's answers, against the generator's truth.
+
+  `non_attitude` and `constructed_users` score users; `constructed` scores re-asked questions
+  answered by position (the issue's "constructed (first-position) answers").
+  """
   stats = stability.user_statistics(truth["rows"])
   kind = stability.classify(stats)
   true_kind = truth["user_kind"][np.searchsorted(truth["user_id"], stats["user_id"])]
-  out = stability.detector_report(kind, true_kind)
+  users = stability.detector_report(kind, true_kind)
   q = stats["questions"]
   true_q = np.array([truth["question_kind"][int(stats["user_id"][u]), int(p)] == 2
                      for u, p in zip(q["user"], q["pair_id"])], bool)
-  out["constructed_answers"] = stability.precision_recall(
-      stability.constructed_questions(stats, kind), true_q)
-  return out
+  return dict(non_attitude=users["non_attitude"], constructed_users=users["constructed"],
+              constructed=stability.precision_recall(
+                  stability.constructed_questions(stats, kind), true_q))
 
 
 def _accuracy(p_UxK, y_UxK, where_UxK) -> float | None:
@@ -71,13 +76,15 @@ def per_kind(p_UxK, data: UserComparisons, target_mask, user_kind) -> dict:
   return out
 
 
-def true_position_rate(truth: dict, user_id, first_bias: float) -> dict:
-  """P(first shown chosen | tie) in these users' answers, and the share given by position.
-
-  From every answer the simulator gave them (before any pair is withheld from training).
-  """
-  kind = truth["answer_kind"][np.searchsorted(truth["user_id"], user_id)]
-  share = float((kind[kind >= 0] == 2).mean())
+def true_position_rate(truth: dict, train: UserComparisons, first_bias: float) -> dict:
+  """P(first shown chosen | tie) in the training pool's answers, and the share given by
+  position (each slot's kind from the truth by user and question)."""
+  if train.pair_id is None:  # the clean twin: every answer genuine
+    return dict(rate=0.5, share=0.0)
+  kinds = truth["question_kind"]
+  users = np.broadcast_to(train.user_id[:, None], train.mask.shape)[train.mask]
+  kind = np.array([kinds[int(u), int(p)] for u, p in zip(users, train.pair_id[train.mask])])
+  share = float((kind == 2).mean())
   return dict(rate=0.5 + share * (first_bias - 0.5), share=share)
 
 
@@ -116,7 +123,7 @@ def vpl_logits(model, data: UserComparisons, context_idx, *, users_per_call: int
     p_BxK = jnp.clip(p_SxBxK.mean(0), 1e-6, 1 - 1e-6)
     return user, jnp.log(p_BxK) - jnp.log1p(-p_BxK), mu, log_var
 
-  context = gather_context(data, context_idx)
+  context = evaluate.gather_context(data, context_idx)
   parts = [jax.device_get(run(params, {k: v[r] for k, v in context.items()},
                               data.a[r], data.b[r]))
            for r in (slice(s, s + users_per_call)
@@ -144,16 +151,19 @@ def report(config, exp, models: dict) -> dict:
   model)}."""
   truth, heldout = exp.truth, exp.evaluated
   user_kind, _ = reasked.kinds_of(truth, heldout)
-  out = dict(settings=truth["settings"], clean=truth["clean"], methods={},
+  out = dict(settings=truth["settings"], clean_twin=truth["clean"], methods={},
              detector=None if truth["rows"] is None else detector(truth))
   towers = {}
   for name, (method, model) in models.items():
-    p_a, _ = predict_users(method, model, heldout, exp.context_idx)
+    p_a, _ = evaluate.predict_users(method, model, heldout, exp.context_idx)
     out["methods"][name] = per_kind(p_a, heldout, exp.target_mask, user_kind)
     if getattr(model, "condition_bias", None) is not None:
       towers[name] = condition_bias.position_effect(jax.device_get(
           model.condition_bias.theta[...]))
-  true = true_position_rate(truth, exp.train.user_id, truth["settings"]["first_bias"])
+  if exp.task is not None and heldout.group_pref is not None:  # the reference from the context
+    p_bayes = evaluate.bayes_oracle(heldout, exp.context_idx, exp.task.shares)
+    out["methods"]["bayes_oracle"] = per_kind(p_bayes, heldout, exp.target_mask, user_kind)
+  true = true_position_rate(truth, exp.train, truth["settings"]["first_bias"])
   shown = next((n for n in ("vpl", "btl") if n in towers), next(iter(towers), None))
   out["position_bias"] = dict(
       true=true["rate"], estimated=towers[shown]["first_rate"] if shown else None,

@@ -43,6 +43,10 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   # alternating. results.json then gets a `stability` section (vpl/stability_report.py);
   # clean_baseline also trains the clean twin (same users and draws, no noise) in
   # WORKDIR/clean. experiments/configs/stability.py sets it up.
+  # Leave out of training the users the consistency analysis calls non-attitude or
+  # constructed, and the questions it finds answered by position (vpl/stability.py; needs
+  # pair_id and condition). Held-out users are scored as they are.
+  c.data.drop_unstable = False
   c.data.reask = ml_collections.ConfigDict(dict(
       enabled=False, non_attitude_users=0.3, constructed_users=0.0,
       non_attitude_questions=0.0, constructed_questions=0.2, first_bias=1.0, reask_share=0.5,

@@ -31,7 +31,8 @@ def get_config(arg: str = "task=ufp4"):
                  clean=args.Key(True, parse=args.boolean),
                  pooling=args.Key("mean", choices=("mean", "attention", "bayes")),
                  free_bits=args.Key(1.0, parse=float),
-                 shrinkage=args.Key(0.0, parse=float))
+                 shrinkage=args.Key(0.0, parse=float),
+                 drop=args.Key(False, parse=args.boolean))
   preset = tasks.preset(f["task"])
   return configs.with_overrides(default.get_config(), {
       "methods": ("btl", "vpl"), "data.source": preset.generator,
@@ -40,6 +41,6 @@ def get_config(arg: str = "task=ufp4"):
       "data.reask.constructed_questions": 0.2, "data.reask.first_bias": 1.0,
       "data.reask.reask_share": 0.5, "data.reask.asks": 3,
       "data.reask.clean_baseline": f["clean"],
-      "model.condition_bias": f["bias"], "model.pooling": f["pooling"],
+      "data.drop_unstable": f["drop"], "model.condition_bias": f["bias"], "model.pooling": f["pooling"],
       "loss.free_bits": f["free_bits"], "eval.shrinkage": f["shrinkage"],
       "eval.reward_maps": False})
