@@ -164,7 +164,7 @@ def test_a_stability_run_writes_its_section(tmp_path):
   assert s["position_bias"]["true"] > 0.5 and s["position_bias"]["estimated"] is not None
   assert set(s["vpl_mean_kl"]) >= {"genuine", "non_attitude"}
   assert s["methods"]["vpl"]["genuine"]["num_targets"] > 0
-  assert set(s["clean"]) == {"btl", "vpl"} and "0.5" in s["shrinkage"]
+  assert set(s["clean"]) == {"btl", "vpl", "bayes_oracle"} and "0.5" in s["shrinkage"]
   # the knob: VPL's main held-out accuracy is the shrunk one (the kinds' targets pooled)
   kinds = [k for k in s["shrinkage"]["0.5"].values() if k["num_targets"]]
   pooled = sum(k["observed"] * k["num_targets"] for k in kinds) / sum(
