@@ -138,6 +138,11 @@ def bayes_oracle(data: UserComparisons, context_idx: np.ndarray, shares) -> np.n
   any method can do from the same context, the fair reference for a latent method (the
   oracle, which knows the group, is an upper bound no method can reach from a few pairs).
   """
+  return np.einsum("ukg,ug->uk", data.group_pref, group_posterior(data, context_idx, shares))
+
+
+def group_posterior(data: UserComparisons, context_idx: np.ndarray, shares) -> np.ndarray:
+  """`[U, G]` the Bayes oracle's posterior over each user's group given their context labels."""
   if data.group_pref is None:
     raise ValueError("This data has no per-group generating preferences (group_pref), so "
                      "there is no Bayes oracle to report.")
@@ -148,5 +153,4 @@ def bayes_oracle(data: UserComparisons, context_idx: np.ndarray, shares) -> np.n
   log_lik_UxG = (y_UxNx1 * np.log(pref_UxNxG) + (1 - y_UxNx1) * np.log1p(-pref_UxNxG)).sum(1)
   log_post_UxG = log_lik_UxG + np.log(np.asarray(shares))[None]
   post_UxG = np.exp(log_post_UxG - log_post_UxG.max(1, keepdims=True))
-  post_UxG /= post_UxG.sum(1, keepdims=True)
-  return np.einsum("ukg,ug->uk", data.group_pref, post_UxG)
+  return post_UxG / post_UxG.sum(1, keepdims=True)

@@ -16,7 +16,9 @@ user (genuine / non_attitude / constructed, the generator's truth):
   (vpl/models/condition_bias.py: w_genuine / 2 + w_first, averaged over both orders); and
   beside them the share s itself and the tower's w_a + w_b.
 - `vpl_mean_kl` / `vpl_mean_variance`: the mean KL(q(z|C) || p(z)) and posterior variance of
-  VPL per kind, with C each user's evaluation context.
+  VPL per kind, with C each user's evaluation context; `bayes_group_kl` the same for the Bayes
+  oracle's posterior over the generator's groups (the ideal inference without a
+  "no opinion" hypothesis).
 - `shrinkage`: VPL's accuracy per kind when each user's logits are blended with the
   population's (the prediction averaged over z ~ p(z)) by `vpl.shrinkage.user_weight(certainty, stability,
   strength)`; certainty = 1 - mean posterior variance, stability from the agreement of the
@@ -86,6 +88,16 @@ def true_position_rate(truth: dict, train: UserComparisons, first_bias: float) -
   kind = np.array([kinds[int(u), int(p)] for u, p in zip(users, train.pair_id[train.mask])])
   share = float((kind == 2).mean())
   return dict(rate=0.5 + share * (first_bias - 0.5), share=share)
+
+
+def bayes_group_kl(data: UserComparisons, context_idx, shares, user_kind) -> dict:
+  """Per kind, the mean KL(posterior over groups || shares) of the Bayes oracle: how far an
+  ideal inference over the generator's groups moves from the prior on the same contexts."""
+  post_UxG = evaluate.group_posterior(data, context_idx, shares)
+  log_ratio = np.log(np.clip(post_UxG, 1e-300, 1)) - np.log(np.asarray(shares))[None]
+  kl = (post_UxG * log_ratio).sum(1)
+  return {n: float(kl[user_kind == k].mean()) for k, n in enumerate(KINDS)
+          if (user_kind == k).any()}
 
 
 def context_stability(data: UserComparisons, context_idx) -> np.ndarray:
@@ -163,6 +175,7 @@ def report(config, exp, models: dict) -> dict:
   if exp.task is not None and heldout.group_pref is not None:  # the reference from the context
     p_bayes = evaluate.bayes_oracle(heldout, exp.context_idx, exp.task.shares)
     out["methods"]["bayes_oracle"] = per_kind(p_bayes, heldout, exp.target_mask, user_kind)
+    out["bayes_group_kl"] = bayes_group_kl(heldout, exp.context_idx, exp.task.shares, user_kind)
   true = true_position_rate(truth, exp.train, truth["settings"]["first_bias"])
   shown = next((n for n in ("vpl", "btl") if n in towers), next(iter(towers), None))
   out["position_bias"] = dict(
