@@ -3,7 +3,8 @@
   python -m experiments.stability_summary runs/stability_ufp4_seeds runs/stability_didactic_seeds
 
 Each argument is a directory of `experiments.seeds` runs (seed_N/results.json) of
-experiments/configs/stability.py, or one run's workdir. Accuracies of the genuine users are
+experiments/configs/stability.py, or one run's workdir; DIR_drop (the same with
+`drop=true,clean=false`) is read beside DIR when it exists. Accuracies of the genuine users are
 against their genuine preference (the generator's); of non-attitude users, against the labels
 they gave (a coin) and against the population's genuine preference (their group's).
 """
@@ -56,7 +57,8 @@ def fmt(v):
 
 
 def main(paths):
-  rows = [row(json.load(open(f)), f) for p in paths for f in _runs(p)]
+  every = [q for p in paths for q in (p, p.rstrip("/") + "_drop") if os.path.exists(q)]
+  rows = [row(json.load(open(f)), f) for p in every for f in _runs(p)]
   cols = ["task", "seed", "na_p", "na_r", "con_p", "con_r", "bias_true", "bias_est", "kl_gen",
           "kl_na", "vpl_gen", "vpl_gen_clean", "btl_na", "vpl_na", "btl_na_pop", "vpl_na_pop",
           "shr_gen", "shr_na_pop", "bkl_gen", "bkl_na"]
@@ -71,6 +73,76 @@ def main(paths):
     print("| " + " | ".join(fmt(r.get(c)) for c in cols) + f" | {marks} |")
   print()
   print(ranges(rows))
+  print()
+  print(claims(paths))
+  print()
+  print(shrinkage_and_references(every))
+
+
+def shrinkage_and_references(paths) -> str:
+  """Per run directory, ranges over seeds: VPL under each shrinkage strength (genuine users
+  against their preference, non-attitude users against their group's), the mean weights, and
+  the references (Bayes oracle, BTL, the Bayes oracle's group-posterior KL, VPL's variance)."""
+  lines = ["| runs | shrinkage | VPL genuine users | VPL non-attitude users vs their group | "
+           "mean weight: genuine / non-attitude |", "|" + " --- |" * 5]
+  refs = ["| runs | Bayes oracle, genuine users: noisy / clean | BTL, genuine users: noisy / "
+          "clean | Bayes group KL: genuine / non-attitude | VPL posterior variance: genuine / "
+          "non-attitude |", "|" + " --- |" * 5]
+  for path in paths:
+    rs = []
+    for f in _runs(path):
+      r = json.load(open(f))["stability"]
+      rs.append(dict(r, bayes_group_kl=r.get("bayes_group_kl") or _bayes_group_kl(f)))
+
+    def span(get):
+      vals = [get(r) for r in rs]
+      lo, hi = min(vals), max(vals)
+      return f"{lo:.3f}" if f"{lo:.3f}" == f"{hi:.3f}" else f"{lo:.3f}-{hi:.3f}"
+    for st in rs[0]["shrinkage"]:
+      sh = lambda r, k, f: r["shrinkage"][st][k][f]
+      lines.append(f"| {path} | {st} | {span(lambda r: sh(r, 'genuine', 'genuine'))} | "
+                   f"{span(lambda r: sh(r, 'non_attitude', 'genuine'))} | "
+                   f"{span(lambda r: sh(r, 'genuine', 'mean_weight'))} / "
+                   f"{span(lambda r: sh(r, 'non_attitude', 'mean_weight'))} |")
+    has_clean = isinstance(rs[0].get("clean"), dict)
+    acc = lambda src, name: span(lambda r: r[src][name]["genuine"]["genuine"])
+    cl = lambda name: acc("clean", name) if has_clean else "-"
+    refs.append(f"| {path} | {acc('methods', 'bayes_oracle')} / {cl('bayes_oracle')} | "
+                f"{acc('methods', 'btl')} / {cl('btl')} | "
+                f"{span(lambda r: r['bayes_group_kl']['genuine'])} / "
+                f"{span(lambda r: r['bayes_group_kl']['non_attitude'])} | "
+                f"{span(lambda r: r['vpl_mean_variance']['genuine'])} / "
+                f"{span(lambda r: r['vpl_mean_variance']['non_attitude'])} |")
+  return "\n".join(lines + [""] + refs)
+
+
+def claims(paths) -> str:
+  """Per seed, the issue's targets; DIR_drop (data.drop_unstable) beside DIR when it exists,
+  scored against DIR's clean twin (the same users and seeds)."""
+  lines = ["| task | seed | training | non-attitude P / R | first-shown rate: true / tower | "
+           "VPL genuine users: noisy / clean (gap) | non-attitude users, observed: BTL / VPL "
+           "| VPL KL: genuine / non-attitude (ratio) |", "|" + " --- |" * 8]
+  for path in paths:
+    for f in _runs(path):
+      base = json.load(open(f))["stability"]
+      clean = base["clean"]["vpl"]["genuine"]["genuine"] if isinstance(
+          base.get("clean"), dict) else float("nan")
+      drop = f.replace(path.rstrip("/"), path.rstrip("/") + "_drop", 1)
+      for name, g in (("all answers", f), ("drop_unstable", drop)):
+        if not os.path.exists(g):
+          continue
+        r = json.load(open(g))
+        s, seed = r["stability"], r["seed"]
+        det, pb, m, kl = (s["detector"]["non_attitude"], s["position_bias"], s["methods"],
+                          s["vpl_mean_kl"])
+        v = m["vpl"]["genuine"]["genuine"]
+        lines.append(
+            f"| {r['task']} | {seed} | {name} | {det['precision']:.3f} / {det['recall']:.3f} "
+            f"| {pb['true']:.3f} / {pb['estimated']:.3f} | {v:.3f} / {clean:.3f} "
+            f"({clean - v:.3f}) | {m['btl']['non_attitude']['observed']:.3f} / "
+            f"{m['vpl']['non_attitude']['observed']:.3f} | {kl['genuine']:.2f} / "
+            f"{kl['non_attitude']:.2f} ({kl['non_attitude'] / kl['genuine']:.2f}) |")
+  return "\n".join(lines)
 
 
 def _span(rows, key):
