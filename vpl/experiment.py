@@ -88,7 +88,7 @@ def score_method(method: methods.Method, model, exp: sources.ExperimentData, *,
   heldout = exp.evaluated
   p_a, aux = evaluate.predict_users(method, model, heldout, exp.context_idx)
   if shrinkage > 0 and method.name == "vpl":
-    p_a, _ = stability_report.shrunk_p(model, heldout, exp.context_idx, shrinkage)
+    p_a, _, _ = stability_report.shrunk_p(model, heldout, exp.context_idx, shrinkage)
   scores = evaluate.accuracy_report(p_a, heldout, exp.target_mask, exp.unseen_mask)
   if "mu" in aux:
     prior_mu, prior_log_var = jax.device_get(model.prior())

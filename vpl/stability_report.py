@@ -6,8 +6,10 @@ user (genuine / non_attitude / constructed, the generator's truth):
   against the truth: `non_attitude` users, `constructed` answers (re-asked questions
   answered by position) and `constructed_users`.
 - `methods.<name>.<kind>`: (and `bayes_oracle`, the best any method can do from the same
-  context, knowing the groups' rewards) held-out accuracy against the labels the users gave (`observed`)
-  and against each user's genuine preference, the generator's P(a preferred) (`genuine`).
+  context, knowing the groups' rewards) held-out accuracy of the prediction against the
+  labels the users gave (`observed`), and of the user's own preference (the prediction
+  without the bias tower: the framing is not part of it) against their genuine preference,
+  the generator's P(a preferred) (`genuine`; `genuine_framed` scores the full prediction).
   A non-attitude answer is a coin, so `observed` is near 0.5 for every method on those users;
   `genuine` says whether the prediction is still the population's sensible one.
 - `position_bias`: `true` = P(the option shown first is chosen | the user's rewards tie) in
@@ -20,12 +22,15 @@ user (genuine / non_attitude / constructed, the generator's truth):
   oracle's posterior over the generator's groups (the ideal inference without a
   "no opinion" hypothesis).
 - `shrinkage`: VPL's accuracy per kind when each user's logits are blended with the
-  population's (the prediction averaged over z ~ p(z)) by `vpl.shrinkage.user_weight(certainty, stability,
-  strength)`; certainty = 1 - mean posterior variance, stability from the agreement of the
-  context's own re-asked answers (1 when the context re-asks nothing).
+  population's (the prediction averaged over z ~ p(z)) by
+  `vpl.shrinkage.user_weight(certainty, stability, strength)`; certainty = 1 - mean
+  posterior variance, stability from the agreement of the context's own re-asked answers (1
+  when the context re-asks nothing).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -66,14 +71,18 @@ def _accuracy(p_UxK, y_UxK, where_UxK) -> float | None:
   return float(correct[where_UxK].sum() / n) if n else None
 
 
-def per_kind(p_UxK, data: UserComparisons, target_mask, user_kind) -> dict:
-  """Accuracy on each kind of user's targets: vs their labels and vs their genuine preference."""
+def per_kind(p_UxK, data: UserComparisons, target_mask, user_kind, p_genuine_UxK=None) -> dict:
+  """Accuracy on each kind of user's targets: the prediction `p` against their labels
+  (`observed`); the user's own preference without the bias tower (`p_genuine`, default `p`)
+  against their genuine preference (`genuine`), and `p` against it (`genuine_framed`)."""
+  p_gen = p_UxK if p_genuine_UxK is None else p_genuine_UxK
   out = {}
   for k, name in enumerate(KINDS):
     where = target_mask & (user_kind == k)[:, None]
+    truth = data.true_pref is not None
     out[name] = dict(observed=_accuracy(p_UxK, data.label, where),
-                     genuine=_accuracy(p_UxK, data.true_pref, where)
-                     if data.true_pref is not None else None,
+                     genuine=_accuracy(p_gen, data.true_pref, where) if truth else None,
+                     genuine_framed=_accuracy(p_UxK, data.true_pref, where) if truth else None,
                      num_users=int((user_kind == k).sum()), num_targets=int(where.sum()))
   return out
 
@@ -144,18 +153,20 @@ def vpl_logits(model, data: UserComparisons, context_idx, *, users_per_call: int
 
 
 def shrunk_p(model, data: UserComparisons, context_idx, strength: float,
-             logits=None) -> tuple[np.ndarray, np.ndarray]:
-  """VPL's P(a) `[U, K]` with every user's logits shrunk toward the population's, and the
-  weights `[U]`."""
+             logits=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """VPL's P(a) `[U, K]` with every user's logits shrunk toward the population's (through
+  the bias tower, and without it), and the weights `[U]`."""
   user, pop, _, log_var = logits if logits is not None else vpl_logits(model, data,
                                                                        context_idx)
   weight = shrinkage.user_weight(shrinkage.certainty_from_spread(log_var),
                                  context_stability(data, context_idx), strength)
-  logit = shrinkage.shrink(user, pop, weight)
+  own = shrinkage.shrink(user, pop, weight)
+  logit = own
   if data.condition is not None:
-    logit = condition_bias.apply(model, jnp.asarray(logit),
+    logit = condition_bias.apply(model, jnp.asarray(own),
                                  dict(condition=np.maximum(data.condition, 0)))
-  return np.asarray(jax.nn.sigmoid(logit)), weight
+  sigmoid = lambda x: np.asarray(jax.nn.sigmoid(jnp.asarray(x)))
+  return sigmoid(logit), sigmoid(own), weight
 
 
 def report(config, exp, models: dict) -> dict:
@@ -166,9 +177,13 @@ def report(config, exp, models: dict) -> dict:
   out = dict(settings=truth["settings"], clean_twin=truth["clean"], methods={},
              detector=None if truth["rows"] is None else detector(truth))
   towers = {}
+  unframed = dataclasses.replace(heldout, condition=None)
   for name, (method, model) in models.items():
     p_a, _ = evaluate.predict_users(method, model, heldout, exp.context_idx)
-    out["methods"][name] = per_kind(p_a, heldout, exp.target_mask, user_kind)
+    p_own = None
+    if getattr(model, "condition_bias", None) is not None:  # the preference without framing
+      p_own, _ = evaluate.predict_users(method, model, unframed, exp.context_idx)
+    out["methods"][name] = per_kind(p_a, heldout, exp.target_mask, user_kind, p_own)
     if getattr(model, "condition_bias", None) is not None:
       towers[name] = condition_bias.position_effect(jax.device_get(
           model.condition_bias.theta[...]))
@@ -198,8 +213,8 @@ def report(config, exp, models: dict) -> dict:
     strengths = sorted(set(STRENGTHS) | {float(config.eval.get("shrinkage", 0.0))})
     out["shrinkage"] = {}
     for s in strengths:
-      p, w = shrunk_p(model, heldout, exp.context_idx, s, logits)
-      entry = per_kind(p, heldout, exp.target_mask, user_kind)
+      p, p_own, w = shrunk_p(model, heldout, exp.context_idx, s, logits)
+      entry = per_kind(p, heldout, exp.target_mask, user_kind, p_own)
       for k, n in enumerate(KINDS):
         entry[n]["mean_weight"] = float(w[user_kind == k].mean()) if (
             user_kind == k).any() else None
