@@ -20,13 +20,16 @@ def _runs(path):
   return files or [os.path.join(path, "results.json")]
 
 
-def _bayes_group_kl(path: str) -> dict:
-  """For runs written before results.json held it: rebuilt from the run's config (numpy)."""
+def _rebuilt(path: str, what: str) -> dict:
+  """For runs written before results.json held `what`: rebuilt from the run's config (numpy)."""
   from vpl import analysis, stability_report  # noqa: PLC0415 (JAX only when needed)
   from vpl.data import reasked, sources  # noqa: PLC0415
   exp = sources.build(analysis.load_config(os.path.dirname(path)))
   kind, _ = reasked.kinds_of(exp.truth, exp.evaluated)
-  return stability_report.bayes_group_kl(exp.evaluated, exp.context_idx, exp.task.shares, kind)
+  if what == "bayes_group_kl":
+    return stability_report.bayes_group_kl(exp.evaluated, exp.context_idx, exp.task.shares,
+                                           kind)
+  return stability_report.context_questions(exp.evaluated, exp.context_idx, kind)
 
 
 def row(r: dict, path: str) -> dict:
@@ -34,7 +37,8 @@ def row(r: dict, path: str) -> dict:
   d, m, kl = s["detector"], s["methods"], s["vpl_mean_kl"]
   clean = s.get("clean") if isinstance(s.get("clean"), dict) else {}
   out = dict(
-      task=r["task"], seed=r["seed"],
+      task=r["task"] + (" drop_unstable" if r["data"].get("drop_unstable") else ""),
+      seed=r["seed"],
       na_p=d["non_attitude"]["precision"], na_r=d["non_attitude"]["recall"],
       con_p=d["constructed"]["precision"], con_r=d["constructed"]["recall"],
       bias_true=s["position_bias"]["true"], bias_est=s["position_bias"]["estimated"],
@@ -44,7 +48,7 @@ def row(r: dict, path: str) -> dict:
       btl_na=m["btl"]["non_attitude"]["observed"], vpl_na=m["vpl"]["non_attitude"]["observed"],
       btl_na_pop=m["btl"]["non_attitude"]["genuine"],
       vpl_na_pop=m["vpl"]["non_attitude"]["genuine"])
-  bkl = s.get("bayes_group_kl") or _bayes_group_kl(path)
+  bkl = s.get("bayes_group_kl") or _rebuilt(path, "bayes_group_kl")
   out.update(bkl_gen=bkl["genuine"], bkl_na=bkl["non_attitude"])
   shrunk = s.get("shrinkage", {}).get("1.0")
   if shrunk:
@@ -87,12 +91,15 @@ def shrinkage_and_references(paths) -> str:
            "mean weight: genuine / non-attitude |", "|" + " --- |" * 5]
   refs = ["| runs | Bayes oracle, genuine users: noisy / clean | BTL, genuine users: noisy / "
           "clean | Bayes group KL: genuine / non-attitude | VPL posterior variance: genuine / "
-          "non-attitude |", "|" + " --- |" * 5]
+          "non-attitude | contexts: distinct questions / share with a re-ask (non-attitude "
+          "users) |", "|" + " --- |" * 6]
   for path in paths:
     rs = []
     for f in _runs(path):
       r = json.load(open(f))["stability"]
-      rs.append(dict(r, bayes_group_kl=r.get("bayes_group_kl") or _bayes_group_kl(f)))
+      rs.append(dict(r, bayes_group_kl=r.get("bayes_group_kl") or _rebuilt(f, "bayes_group_kl"),
+                     context_questions=r.get("context_questions") or _rebuilt(
+                         f, "context_questions")))
 
     def span(get):
       vals = [get(r) for r in rs]
@@ -112,7 +119,9 @@ def shrinkage_and_references(paths) -> str:
                 f"{span(lambda r: r['bayes_group_kl']['genuine'])} / "
                 f"{span(lambda r: r['bayes_group_kl']['non_attitude'])} | "
                 f"{span(lambda r: r['vpl_mean_variance']['genuine'])} / "
-                f"{span(lambda r: r['vpl_mean_variance']['non_attitude'])} |")
+                f"{span(lambda r: r['vpl_mean_variance']['non_attitude'])} | "
+                f"{span(lambda r: r['context_questions']['non_attitude']['distinct'])} / "
+                f"{span(lambda r: r['context_questions']['non_attitude']['reasked'])} |")
   return "\n".join(lines + [""] + refs)
 
 

@@ -109,6 +109,18 @@ def bayes_group_kl(data: UserComparisons, context_idx, shares, user_kind) -> dic
           if (user_kind == k).any()}
 
 
+def context_questions(data: UserComparisons, context_idx, user_kind) -> dict:
+  """Per kind: mean distinct questions in a context, and the share of contexts that hold
+  some question more than once (where a contradiction can be seen)."""
+  if data.pair_id is None:
+    return {}
+  pid = np.sort(np.take_along_axis(data.pair_id, context_idx, 1), 1)
+  distinct = 1 + (np.diff(pid, axis=1) != 0).sum(1)
+  return {n: dict(distinct=float(distinct[user_kind == k].mean()),
+                  reasked=float((distinct < pid.shape[1])[user_kind == k].mean()))
+          for k, n in enumerate(KINDS) if (user_kind == k).any()}
+
+
 def context_stability(data: UserComparisons, context_idx) -> np.ndarray:
   """`[U]` stability (vpl.shrinkage) from the agreement of re-asked answers in each context."""
   if data.pair_id is None:
@@ -191,6 +203,7 @@ def report(config, exp, models: dict) -> dict:
     p_bayes = evaluate.bayes_oracle(heldout, exp.context_idx, exp.task.shares)
     out["methods"]["bayes_oracle"] = per_kind(p_bayes, heldout, exp.target_mask, user_kind)
     out["bayes_group_kl"] = bayes_group_kl(heldout, exp.context_idx, exp.task.shares, user_kind)
+  out["context_questions"] = context_questions(heldout, exp.context_idx, user_kind)
   true = true_position_rate(truth, exp.train, truth["settings"]["first_bias"])
   shown = next((n for n in ("vpl", "btl") if n in towers), next(iter(towers), None))
   out["position_bias"] = dict(
