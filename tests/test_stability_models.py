@@ -192,3 +192,16 @@ def test_drop_unstable_needs_pair_id(tiny):
   _, data, _ = tiny
   with pytest.raises(ValueError, match="drop_unstable.*'pair_id'.*--config.data.drop_unstable"):
     stability.drop_unstable(dataclasses.replace(data, pair_id=None))
+
+
+def test_drop_unstable_in_a_run_leaves_out_training_users_only():
+  from vpl import experiment
+  config = stability_config.get_config("task=didactic_tiny,drop=true")
+  exp = experiment.experiment_data(config)
+  kinds, _ = reasked.kinds_of(exp.truth, exp.train)
+  dropped = exp.info["drop_unstable"]["users_dropped"]["non_attitude"]
+  # the classifier's calls (a coin can look consistent on a few re-asks: one slips through)
+  assert dropped > 0 and (kinds == 1).sum() <= 0.1 * (dropped + (kinds == 1).sum())
+  plain = experiment.experiment_data(stability_config.get_config("task=didactic_tiny"))
+  np.testing.assert_array_equal(exp.evaluated.user_id, plain.evaluated.user_id)
+  assert exp.target_mask.sum() == plain.target_mask.sum()

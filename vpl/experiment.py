@@ -11,15 +11,18 @@ workdir resumes every method from its latest checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Callable, Optional, Sequence
 
 import jax
 import ml_collections
+import numpy as np
 
 from vpl import (adapt, best_of_n, config_checks, configs, distributed, evaluate, methods,
-                 report, seeding, selection, size_selection, stability_report, train)
+                 report, seeding, selection, size_selection, stability, stability_report,
+                 train)
 from vpl.data import fingerprint, sources, streaming
 from vpl.data.comparisons import UserComparisons
 from vpl.workdir import lock as lock_workdir
@@ -75,7 +78,25 @@ def experiment_data(config: ml_collections.ConfigDict) -> sources.ExperimentData
   They depend on the config's data and evaluation fields only, not on `config.methods`.
   """
   # Streaming: the training pairs stay on disk and are read per batch (vpl/data/streaming.py).
-  return streaming.build(config) if config.streaming.enabled else sources.build(config)
+  exp = streaming.build(config) if config.streaming.enabled else sources.build(config)
+  if config.data.get("drop_unstable", False):
+    exp = _drop_unstable(config, exp)
+  return exp
+
+
+def _drop_unstable(config: ml_collections.ConfigDict,
+                   exp: sources.ExperimentData) -> sources.ExperimentData:
+  """Training users without an opinion or answering by position, and questions answered by
+  position, left out (vpl/stability.py, `drop_unstable`); counted in info. Evaluated users
+  are scored as they are (their unseen-item mask was computed against all training pairs)."""
+  if not isinstance(exp.train, UserComparisons):
+    raise ValueError("config data.drop_unstable = True works on in-memory training data; set "
+                     "--config.streaming.enabled=False or --config.data.drop_unstable=False.")
+  train, report = stability.drop_unstable(exp.train)
+  enough = train.pairs_per_user >= sources.min_train_pairs(config)
+  report["users_dropped"]["too_few_pairs_left"] = int((~enough).sum())
+  return dataclasses.replace(exp, train=train.select_users(np.flatnonzero(enough)),
+                             info=dict(exp.info, drop_unstable=report))
 
 
 def score_method(method: methods.Method, model, exp: sources.ExperimentData, *,

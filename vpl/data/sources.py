@@ -22,7 +22,7 @@ from typing import Callable, Optional
 import ml_collections
 import numpy as np
 
-from vpl import seeding, stability
+from vpl import seeding
 from vpl.data import byo, ecdat, movielens, packaged, pairs, reasked, tasks
 from vpl.data.comparisons import (UserComparisons, split_context_target, split_temporal,
                                   split_users, temporal_num_targets)
@@ -199,17 +199,6 @@ def _withhold(config, train: UserComparisons, heldout: UserComparisons):
   return train, report
 
 
-def _drop_unstable(config, train: UserComparisons, info: dict) -> UserComparisons:
-  """With data.drop_unstable: training users without an opinion or answering by position,
-  and questions answered by position, are left out (vpl/stability.py); counted in info."""
-  if not config.data.get("drop_unstable", False):
-    return train
-  train, info["drop_unstable"] = stability.drop_unstable(train)
-  enough = train.pairs_per_user >= min_train_pairs(config)
-  info["drop_unstable"]["users_dropped"]["too_few_pairs_left"] = int((~enough).sum())
-  return train.select_users(np.flatnonzero(enough))
-
-
 def build(config: ml_collections.ConfigDict) -> ExperimentData:
   """The experiment's data from `config.data` (source, kwargs) and `config.eval` (split).
 
@@ -232,7 +221,6 @@ def build(config: ml_collections.ConfigDict) -> ExperimentData:
                                   clean=d.reask.get("clean", False))
       info["reask"] = dict(settings, clean=truth["clean"], num_pairs=int(data.mask.sum()))
     train, heldout = _split_users(config, data)
-    train = _drop_unstable(config, train, info)
     if d.source in tasks.SHARED_POOL and config.eval.unseen_fraction > 0:
       train, info["withheld"] = _withhold(config, train, heldout)
     return ExperimentData(task.name, train, heldout, *_evaluation(config, train, heldout),
@@ -255,15 +243,13 @@ def build(config: ml_collections.ConfigDict) -> ExperimentData:
   else:
     train, evaluated = _split_users(config, data)
     context_idx, target_mask, unseen = _evaluation(config, train, evaluated)
-  info_drop = {}
-  train = _drop_unstable(config, train, info_drop)
   info = dict(source=d.source, rows=rows.name, split=config.eval.split,
               num_pairs=rows.num_rows, num_users=rows.num_users,
               feature_names=list(rows.feature_names),
               group_names=None if rows.group_names is None else list(rows.group_names),
               filters=rows.filters,
               **{k: v for k, v in rows.info.items()
-                 if k not in ("user_names", "pair_id_names")}, **info_drop)
+                 if k not in ("user_names", "pair_id_names")})
   if d.standardize:
     (train, evaluated), info["standardization"] = standardize(train, evaluated)
     info["standardization"]["fit_on"] = "features of the training users' pairs (no labels)"
