@@ -205,3 +205,30 @@ def test_drop_unstable_in_a_run_leaves_out_training_users_only():
   plain = experiment.experiment_data(stability_config.get_config("task=didactic_tiny"))
   np.testing.assert_array_equal(exp.evaluated.user_id, plain.evaluated.user_id)
   assert exp.target_mask.sum() == plain.target_mask.sum()
+
+
+def test_stability_summary_reads_runs(tmp_path, capsys):
+  from experiments import stability_summary
+  kind = lambda o, g: dict(observed=o, genuine=g, genuine_framed=g, num_users=1,
+                           num_targets=10, mean_weight=1.0)
+  per = lambda: {"genuine": kind(0.9, 0.95), "non_attitude": kind(0.5, 0.6),
+                 "constructed": kind(None, None)}
+  stab = dict(detector=dict(non_attitude=dict(precision=1.0, recall=0.95),
+                            constructed=dict(precision=1.0, recall=1.0)),
+              position_bias=dict(true=0.57, estimated=0.58),
+              vpl_mean_kl=dict(genuine=8.0, non_attitude=1.0),
+              vpl_mean_variance=dict(genuine=0.1, non_attitude=0.5),
+              bayes_group_kl=dict(genuine=1.0, non_attitude=0.2),
+              context_questions=dict(non_attitude=dict(distinct=7.5, reasked=0.4)),
+              methods=dict(btl=per(), vpl=per(), bayes_oracle=per()),
+              clean=dict(btl=per(), vpl=per(), bayes_oracle=per()),
+              shrinkage={"0.0": per(), "1.0": per()})
+  run = tmp_path / "runs" / "seed_0"
+  run.mkdir(parents=True)
+  (run / "results.json").write_text(__import__("json").dumps(
+      dict(task="toy", seed=0, data={}, stability=stab)))
+  stability_summary.main([str(tmp_path / "runs")])
+  out = capsys.readouterr().out
+  # detector 0.95 >= 0.9; KL 1 < 8 / 4; the clean gap 0 <= 0.02; VPL = BTL on non-attitude
+  assert "detector:yes kl:yes clean:yes na:yes" in out
+  assert "| toy (0) | 1.000 / 0.950 |" in out and "0.950 / 0.950 (0.000)" in out
