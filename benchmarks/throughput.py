@@ -5,10 +5,13 @@ Sizes (`--sizes`):
            x 16 pairs per step with targets = context (4,096 comparisons); BTL an MLP with 2
            hidden layers of 256 (the official `MLPModel`); VPL's decoder 3 hidden layers of
            256 on [s, z] (concat) with latent 32. VPL's encoder is the project's own
-           permutation-invariant one (a 256-wide pair encoder on every pair, mean-pooled),
-           not the official encoder of the flattened set.
+           permutation-invariant one, not the official encoder of the flattened set, in both
+           layouts (`--encoders`): deepsets (one 256-wide layer per pair, mean-pooled, then
+           the hidden layers once per set) and pairwise (the hidden layers on every pair).
   default  the default config's models (64-wide) on 2-D states, 64 sets x 8 context + 8
            target pairs.
+  d768, d4096  the default size on LLM-width features (`--embedding_dims`), with the training
+           pool's features kept in float32 and in bfloat16 (`data.device_dtype`).
 The loop timed is the one `vpl.train.fit` runs (`vpl.train.prepare`): batches drawn on
 device, `steps_per_call` steps per jitted call. FLOPs per step come from XLA's cost analysis
 of one compiled step; `sgemm_gflops` is numpy's float32 matmul (2048^3 and 4096x256x256)
@@ -18,7 +21,8 @@ measured in the same run, the peak the step is compared against.
   python -m benchmarks.throughput --methods=vpl --sizes=control --repeats=5
 
 Prints a table and one JSON line per row (method, size, ms_per_step, flops_per_step,
-gflops_per_s, sgemm_gflops, ...).
+gflops_per_s, sgemm_gflops, pool_mb: the training pool's bytes on device, peak_memory_mb:
+the process's peak so far, ...).
 """
 
 import json
@@ -36,19 +40,24 @@ from vpl.data.comparisons import UserComparisons
 FLAGS = flags.FLAGS
 flags.DEFINE_list("methods", ["btl", "vpl"], "Methods to time.")
 flags.DEFINE_list("sizes", ["control", "default"], "Sizes to time: control, default.")
+flags.DEFINE_list("encoders", ["deepsets", "pairwise"], "VPL encoder layouts to time "
+                  "(model.encoder): deepsets, pairwise.")
 flags.DEFINE_integer("feature_dim", 2, "Width of each option's features (2: the official "
                      "code's 2-D states).")
+flags.DEFINE_list("embedding_dims", ["768", "4096"], "Extra rows at the default size with "
+                  "this feature width (LLM embeddings), in float32 and bfloat16 pools.")
 flags.DEFINE_integer("steps_per_call", 20, "Train steps per jitted call.")
 flags.DEFINE_integer("repeats", 3, "Timed calls after the warm-up call.")
 flags.DEFINE_integer("users", 512, "Users in the random training pool.")
 flags.DEFINE_integer("pairs_per_user", 64, "Pairs per user in the pool.")
 
 
-def size_config(size: str, method: str):
+def size_config(size: str, method: str, encoder: str = "pairwise", dtype: str = "float32"):
   """The config of one benchmark row (see the module doc)."""
-  if size == "default":
-    return configs.with_overrides(default.get_config(),
-                                  {"train.steps_per_call": FLAGS.steps_per_call})
+  if size == "default" or size.startswith("d"):
+    return configs.with_overrides(default.get_config(), {
+        "train.steps_per_call": FLAGS.steps_per_call, "model.encoder": encoder,
+        "data.device_dtype": dtype})
   if size != "control":
     raise ValueError(f"--sizes has {size!r}; use control or default.")
   # The official architecture: BTL's MLPModel has 2 hidden layers, VPL's decoder 3.
@@ -57,7 +66,7 @@ def size_config(size: str, method: str):
       "model.hidden": hidden, "model.embed_dim": 256, "model.latent_dim": 32,
       "model.decoder": "concat", "train.batch_sets": 256, "train.num_context": 16,
       "train.num_targets": 16, "loss.target_mode": "context",
-      "train.steps_per_call": FLAGS.steps_per_call})
+      "train.steps_per_call": FLAGS.steps_per_call, "model.encoder": encoder})
 
 
 def sgemm_gflops() -> float:
@@ -98,8 +107,8 @@ def peak_memory_mb():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
 
 
-def time_method(name, size, data, sgemm):
-  config = size_config(size, name)
+def time_method(name, size, data, sgemm, encoder="pairwise", dtype="float32"):
+  config = size_config(size, name, encoder, dtype)
   method = methods.make_method(name, config)
   prep = train.prepare(method, config, data)
   flops = step_flops(prep)
@@ -121,32 +130,43 @@ def time_method(name, size, data, sgemm):
   extra = t.num_targets if name == "vpl" and config.loss.target_mode != "context" else 0
   comparisons = t.batch_sets * (t.num_context + extra)
   memory, memory_kind = peak_memory_mb()
+  pool_mb = sum(x.nbytes for x in jax.tree.leaves(prep.pool)) / 2**20
   params = sum(x.size for x in jax.tree.leaves(state["params"]))
   gflops = flops / ms_per_step / 1e6
-  return dict(method=name, size=size, device=jax.devices()[0].device_kind,
+  return dict(method=name, size=size, encoder=encoder if name == "vpl" else None,
+              feature_dim=int(data.a.shape[-1]), pool_dtype=dtype,
+              device=jax.devices()[0].device_kind,
               num_devices=jax.device_count(), params=int(params),
               compile_s=round(compile_s, 2), ms_per_step=round(ms_per_step, 2),
               comparisons_per_s=round(comparisons / ms_per_step * 1000),
               flops_per_step=int(flops), gflops_per_s=round(gflops, 1),
               sgemm_gflops=round(sgemm, 1), fraction_of_sgemm=round(gflops / sgemm, 3),
-              peak_memory_mb=round(memory), memory_kind=memory_kind)
+              pool_mb=round(pool_mb, 1), peak_memory_mb=round(memory),
+              memory_kind=memory_kind)
 
 
 def main(argv):
   del argv
   data = random_pool(FLAGS.users, FLAGS.pairs_per_user, FLAGS.feature_dim)
   sgemm = sgemm_gflops()
-  rows = [time_method(name, size, data, sgemm) for size in FLAGS.sizes
-          for name in FLAGS.methods]
+  rows = [time_method(name, size, data, sgemm, encoder) for size in FLAGS.sizes
+          for name in FLAGS.methods
+          for encoder in (FLAGS.encoders if name == "vpl" else ["pairwise"])]
+  for dim in map(int, FLAGS.embedding_dims):  # the default models on LLM-width features
+    wide = random_pool(FLAGS.users, FLAGS.pairs_per_user, dim)
+    rows += [time_method(name, f"d{dim}", wide, sgemm, "pairwise", dtype)
+             for name in FLAGS.methods for dtype in ("float32", "bfloat16")]
   print(f"numpy sgemm: {sgemm:.1f} GFLOP/s (measured in this run)")
-  print("| method | size | device | params | ms/step | GFLOP/step | GFLOP/s | of sgemm | "
-        "comparisons/s | peak MB |")
-  print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+  print("| method | size | encoder | pool | device | params | ms/step | GFLOP/step | GFLOP/s | of sgemm | "
+        "comparisons/s | pool MB | peak MB |")
+  print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   for r in rows:
-    print(f"| {r['method']} | {r['size']} | {r['device']} x{r['num_devices']} | "
+    print(f"| {r['method']} | {r['size']} | {r['encoder'] or '-'} | {r['pool_dtype']} | "
+          f"{r['device']} x{r['num_devices']} | "
           f"{r['params']:,} | {r['ms_per_step']} | {r['flops_per_step'] / 1e9:.2f} | "
           f"{r['gflops_per_s']} | {r['fraction_of_sgemm']:.0%} | "
-          f"{r['comparisons_per_s']:,} | {r['peak_memory_mb']} ({r['memory_kind']}) |")
+          f"{r['comparisons_per_s']:,} | {r['pool_mb']} | {r['peak_memory_mb']} "
+          f"({r['memory_kind']}) |")
   for r in rows:
     print(json.dumps(r))
 

@@ -3,12 +3,15 @@
   python -m experiments.compare_tasks --workdir=runs/compare            # 6 tasks x seeds 0,1,2
   python -m experiments.compare_tasks --workdir=runs/compare --tasks=ufp4 --seeds=0
   python -m experiments.compare_tasks --workdir=runs/compare_pref --methods=btl,pref
+  python -m experiments.compare_tasks --workdir=runs/compare_deepsets --methods=vpl \
+      --set=model.encoder=deepsets
 
 Task T, seed N runs in DIR/T/seed_N (resumable like experiments.main). Writes DIR/summary.md
 (the tables over tasks, of held-out accuracy and of accuracy on unseen items, each task's
 table over seeds and its claims checked per seed) and DIR/summary.json.
 """
 
+import ast
 import os
 
 from absl import app, flags, logging
@@ -22,6 +25,24 @@ flags.DEFINE_string("workdir", None, "Base directory; DIR/TASK/seed_N per run.",
 flags.DEFINE_list("tasks", list(compare.TASKS), "Tasks of experiments/configs/compare.py.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to run.")
 flags.DEFINE_list("methods", list(compare.METHODS), "Methods to train (a subset of the config's).")
+flags.DEFINE_multi_string("set", [], "FIELD=VALUE applied to every task's config, e.g. "
+                          "--set=model.encoder=deepsets (VALUE as a Python literal, else a "
+                          "string); repeat the flag for several.")
+
+
+def parse_sets(items):
+  """`["a.b=1", ...]` -> `{"a.b": 1, ...}`; a value that is not a Python literal is a string."""
+  out = {}
+  for item in items:
+    field, sep, value = item.partition("=")
+    if not sep or not field:
+      raise ValueError(f"--set={item!r} is not FIELD=VALUE; write e.g. "
+                       f"--set=model.encoder=deepsets.")
+    try:
+      out[field] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      out[field] = value
+  return out
 
 
 def main(argv):
@@ -30,7 +51,7 @@ def main(argv):
   runs_by_task = {}
   for task in FLAGS.tasks:
     config = configs.with_overrides(compare.get_config(f"task={task}"),
-                                    {"methods": tuple(FLAGS.methods)})
+                                    {"methods": tuple(FLAGS.methods), **parse_sets(FLAGS.set)})
     runs_by_task[task] = run_seeds(config, os.path.join(FLAGS.workdir, task),
                                    [int(s) for s in FLAGS.seeds])
     print(f"{task}: done", flush=True)

@@ -127,3 +127,11 @@ def test_claims_text_and_summary_files(tmp_path):
   report.write_summary(str(tmp_path), "table", [{"seed": 0}])
   assert (tmp_path / "summary.md").read_text() == "table\n"
   assert (tmp_path / "summary.json").read_text().startswith("[")
+
+
+def test_compare_tasks_set_flag_parses_literals_and_strings():
+  from experiments.compare_tasks import parse_sets
+  got = parse_sets(["model.encoder=deepsets", "train.num_steps=10", "model.hidden=(8, 8)"])
+  assert got == {"model.encoder": "deepsets", "train.num_steps": 10, "model.hidden": (8, 8)}
+  with pytest.raises(ValueError, match="--set='model.encoder' is not FIELD=VALUE"):
+    parse_sets(["model.encoder"])

@@ -25,9 +25,38 @@ def _context(seed=0, soft=False):
 MASK = np.array([[1, 1, 1, 1, 1, 1], [1, 0, 1, 1, 0, 0], [0, 0, 1, 0, 1, 0]], bool)
 
 
-@pytest.fixture(scope="module", params=["mean", "attention", "bayes"])
+@pytest.fixture(scope="module", params=["mean", "attention", "bayes", "deepsets:mean",
+                                        "deepsets:attention"])
 def encoder(request):
-  return SetEncoder(D, (16, 16), 8, L, pooling=request.param, num_heads=2, rngs=nnx.Rngs(0))
+  layout, pooling = (request.param.split(":") if ":" in request.param
+                     else ("pairwise", request.param))
+  return SetEncoder(D, (16, 16), 8, L, pooling=pooling, num_heads=2, layout=layout,
+                    rngs=nnx.Rngs(0))
+
+
+def test_deepsets_encoder_runs_one_layer_per_pair_and_the_rest_per_set():
+  enc = SetEncoder(D, (16, 16), 8, L, layout="deepsets", rngs=nnx.Rngs(0))
+  assert len(enc.pair.layers) == 1 and len(enc.head.layers) == 3
+  a, b, label = _context()
+  y = label[..., None]
+  x = np.concatenate([y * a + (1 - y) * b, y * b + (1 - y) * a, np.abs(2 * y - 1)], -1)
+  pooled = jax.nn.gelu(enc.pair.layers[0](jnp.asarray(x))).mean(1)  # [B, 8], once per set
+  mu, log_var = jnp.split(enc.head(pooled), 2, axis=-1)
+  got = _encode(enc, a, b, label)
+  np.testing.assert_allclose(got[0], mu, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(got[1], log_var, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="model.encoder = 'deepsets'.*bayes"):
+    SetEncoder(D, (8,), 8, L, pooling="bayes", layout="deepsets", rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="model.encoder = 'perpair'"):
+    SetEncoder(D, (8,), 8, L, layout="perpair", rngs=nnx.Rngs(0))
+
+
+def test_btl_pair_equals_two_separate_calls():
+  model = BTLReward(D, (16, 16), rngs=nnx.Rngs(0))
+  a, b, _ = _context()
+  reward_a, reward_b = model.pair(jnp.asarray(a), jnp.asarray(b))
+  np.testing.assert_allclose(reward_a, model(jnp.asarray(a)), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(reward_b, model(jnp.asarray(b)), rtol=1e-5, atol=1e-6)
 
 
 def _encode(encoder, a, b, label, mask=None):

@@ -68,6 +68,7 @@ RULES: dict[str, Rule] = {
     "model.latent_dim": _int(1),
     "model.num_heads": _int(1),
     "model.pooling": _choice("mean", "attention", "bayes"),
+    "model.encoder": _choice("pairwise", "deepsets"),
     "model.decoder": _choice("product", "concat"),
     "model.condition_bias": _bool(),
     "model.num_conditions": _int(1),

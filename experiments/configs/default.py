@@ -57,6 +57,9 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.model.embed_dim = 64
   c.model.latent_dim = 8
   c.model.pooling = "mean"  # or "attention", or "bayes" (variance shrinks with each pair)
+  # pairwise: the hidden layers run on every context pair before pooling | deepsets: one
+  # layer per pair, the hidden layers once per set after pooling (about 1/N of the cost).
+  c.model.encoder = "pairwise"
   c.model.num_heads = 4
   c.model.learned_prior = False
   # product: r = <phi(s), psi(z)> | concat: r = MLP([s, z]) (the paper's). With free bits,

@@ -29,13 +29,14 @@ def make(config: ml_collections.ConfigDict) -> Method:
 
   def loss(model, batch, key, step):
     del key, step
-    logit = condition_bias.apply(model, model(batch["a"]) - model(batch["b"]), batch)
+    reward_a, reward_b = model.pair(batch["a"], batch["b"])
+    logit = condition_bias.apply(model, reward_a - reward_b, batch)
     value = losses.bt_loss(logit, batch["label"])
     return value, dict(loss=value, nll=value)
 
   def predict(model, context, targets):
     del context
-    reward_a, reward_b = model(targets["a"]), model(targets["b"])
+    reward_a, reward_b = model.pair(targets["a"], targets["b"])
     logit = condition_bias.apply(model, reward_a - reward_b, targets)
     return logit, dict(reward_a=reward_a, reward_b=reward_b)
 

@@ -31,6 +31,7 @@ def make(config: ml_collections.ConfigDict) -> Method:
     return VPLModel(feature_dim, hidden=tuple(m.hidden), embed_dim=m.embed_dim,
                     latent_dim=m.latent_dim, pooling=m.pooling, num_heads=m.num_heads,
                     learned_prior=m.learned_prior, decoder=m.decoder,
+                    encoder=m.get("encoder", "pairwise"),
                     num_conditions=btl.num_conditions(config), rngs=rngs)
 
   def loss(model, batch, key, step):
