@@ -90,7 +90,8 @@ class Protocol:
 def make_protocol(data: UserComparisons, settings: Settings, max_budget: int,
                   rng: np.random.Generator) -> Protocol:
   """Splits each user's pairs into pool and targets (the same split whatever the budgets,
-  except which users are kept: those with a pool of at least `max_budget`)."""
+  except which users are kept: those with a pool of at least `max_budget`). With `pair_id`,
+  an asking of a question in the pool is never a target."""
   noise = np.where(data.mask, rng.random(data.mask.shape), 2.0)
   order = np.argsort(noise, axis=1, kind="stable")  # real pairs first, in random order
   n_U = data.pairs_per_user
@@ -109,6 +110,10 @@ def make_protocol(data: UserComparisons, settings: Settings, max_budget: int,
   target_mask = np.zeros(order.shape, bool)
   is_target = (slot >= pool_n_U[:, None]) & (slot < n_U[:, None])
   np.put_along_axis(target_mask, order, is_target, axis=1)
+  if data.pair_id is not None:  # a re-asked question is never both a candidate and a target
+    pid = data.pair_id[rows]
+    pool_pid = np.where(pool_mask, np.take_along_axis(pid, order[:, :width], 1), -2)
+    target_mask &= ~(pid[:, :, None] == pool_pid[:, None, :]).any(-1)
   return Protocol(rows, data.select_users(rows), np.where(pool_mask, order[:, :width], 0),
                   pool_mask, target_mask, int((~keep).sum()))
 

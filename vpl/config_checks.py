@@ -41,6 +41,10 @@ def _choice(*choices: str) -> Rule:
   return (lambda v: v in choices), f"one of {list(choices)}"
 
 
+def _bool() -> Rule:
+  return (lambda v: isinstance(v, bool)), "True or False"
+
+
 def _ints(lo: int) -> Rule:
   one, what = _int(lo)
   return (lambda v: isinstance(v, (list, tuple)) and all(map(one, v)),
@@ -67,6 +71,14 @@ RULES: dict[str, Rule] = {
     "seed": _int(0),
     "data.heldout_fraction": _num(0, strict=True, hi=1, hi_strict=True),
     "data.device_dtype": _choice("float32", "bfloat16"),
+    "data.drop_unstable": _bool(),
+    "data.reask.enabled": _bool(),
+    "data.reask.clean": _bool(),
+    "data.reask.clean_baseline": _bool(),
+    **{f"data.reask.{k}": _num(0, hi=1) for k in (
+        "non_attitude_users", "constructed_users", "non_attitude_questions",
+        "constructed_questions", "first_bias", "reask_share")},
+    "data.reask.asks": _int(2),
     "model.hidden": _ints(1),
     "model.embed_dim": _int(1),
     "model.latent_dim": _int(1),
@@ -75,6 +87,8 @@ RULES: dict[str, Rule] = {
     "model.encoder": _choice("pairwise", "deepsets"),
     "model.decoder": _choice("product", "concat"),
     "model.context_recency": (_recency_ok, "'all', 'latest:N' (N >= 1) or 'exp:H' (H > 0)"),
+    "model.condition_bias": _bool(),
+    "model.num_conditions": _int(1),
     "loss.beta": _num(0),
     "loss.beta_schedule": _choice("constant", "warmup", "cyclical"),
     "loss.warmup_steps": _int(0),
@@ -113,6 +127,7 @@ RULES: dict[str, Rule] = {
     "eval.num_context": _int(0),
     "eval.split": _choice("users", "validation", "temporal"),
     "eval.unseen_fraction": _num(0, hi=1, hi_strict=True),
+    "eval.shrinkage": _num(0, hi=1),
     "adapt.pool_size": _int(1),
     "adapt.min_targets": _int(1),
     "adapt.budgets": _ints(0),
@@ -141,6 +156,8 @@ WHY = {
     "optim.learning_rate": "a learning rate <= 0 does not descend the loss",
     "model.latent_dim": "a zero-size latent cannot be learned or checkpointed",
     "feedback.constructed_share": "the loop needs both constructed and genuine users",
+    "data.reask.asks": "a re-asked question is asked at least twice",
+    "eval.shrinkage": "it is the share of the way to the fully weighted blend (0 = off)",
 }
 
 
@@ -165,6 +182,12 @@ def check(config: ml_collections.ConfigDict) -> None:
     why = f" ({WHY[field]})" if field in WHY else ""
     raise ValueError(f"config {field} = {value!r} is not valid{why}: it must be {what}. Set "
                      f"--config.{field}=... (or fix the config file).")
+  r = _get(config, "data.reask")
+  if r is not _MISSING and {"non_attitude_users", "constructed_users"} <= set(r):
+    if r.non_attitude_users + r.constructed_users > 1:
+      raise ValueError(f"config data.reask.non_attitude_users + constructed_users = "
+                       f"{r.non_attitude_users + r.constructed_users} > 1: they are shares of "
+                       f"one set of users; lower one of them.")
   t = config.get("train")
   if t is not None and {"checkpoint_every", "steps_per_call"} <= set(t):
     if t.checkpoint_every % t.steps_per_call:

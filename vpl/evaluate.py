@@ -75,6 +75,8 @@ def gather_context(data: UserComparisons, context_idx: np.ndarray,
   context = dict(a=take(data.a), b=take(data.b), label=take(data.label))
   if context_weight is not None:
     context["mask"] = np.asarray(context_weight, np.float32)
+  if data.condition is not None:
+    context["condition"] = np.maximum(take(data.condition), 0)
   return context
 
 
@@ -94,12 +96,15 @@ def predict_users(method: Method, model: nnx.Module, data: UserComparisons,
     return jax.nn.sigmoid(logits), aux
 
   context = gather_context(data, context_idx, context_weight)
+  targets = dict(a=data.a, b=data.b)
+  if data.condition is not None:  # read by model.condition_bias
+    targets["condition"] = np.maximum(data.condition, 0)
   outputs = []
   for start in range(0, data.num_users, users_per_call):
     rows = slice(start, start + users_per_call)
     outputs.append(jax.device_get(run(
         params, {k: v[rows] for k, v in context.items()},
-        dict(a=data.a[rows], b=data.b[rows]))))
+        {k: v[rows] for k, v in targets.items()})))
   p_a = np.concatenate([p for p, _ in outputs])
   aux = {k: np.concatenate([a[k] for _, a in outputs]) for k in outputs[0][1]}
   return p_a, aux
@@ -138,6 +143,11 @@ def bayes_oracle(data: UserComparisons, context_idx: np.ndarray, shares) -> np.n
   any method can do from the same context, the fair reference for a latent method (the
   oracle, which knows the group, is an upper bound no method can reach from a few pairs).
   """
+  return np.einsum("ukg,ug->uk", data.group_pref, group_posterior(data, context_idx, shares))
+
+
+def group_posterior(data: UserComparisons, context_idx: np.ndarray, shares) -> np.ndarray:
+  """`[U, G]` the Bayes oracle's posterior over each user's group given their context labels."""
   if data.group_pref is None:
     raise ValueError("This data has no per-group generating preferences (group_pref), so "
                      "there is no Bayes oracle to report.")
@@ -148,5 +158,4 @@ def bayes_oracle(data: UserComparisons, context_idx: np.ndarray, shares) -> np.n
   log_lik_UxG = (y_UxNx1 * np.log(pref_UxNxG) + (1 - y_UxNx1) * np.log1p(-pref_UxNxG)).sum(1)
   log_post_UxG = log_lik_UxG + np.log(np.asarray(shares))[None]
   post_UxG = np.exp(log_post_UxG - log_post_UxG.max(1, keepdims=True))
-  post_UxG /= post_UxG.sum(1, keepdims=True)
-  return np.einsum("ukg,ug->uk", data.group_pref, post_UxG)
+  return post_UxG / post_UxG.sum(1, keepdims=True)

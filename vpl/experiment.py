@@ -11,15 +11,18 @@ workdir resumes every method from its latest checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Callable, Optional, Sequence
 
 import jax
 import ml_collections
+import numpy as np
 
-from vpl import (adapt, best_of_n, config_checks, distributed, evaluate, methods, recency,
-                 report, seeding, selection, size_selection, train)
+from vpl import (adapt, best_of_n, config_checks, configs, distributed, evaluate, methods,
+                 recency, report, seeding, selection, size_selection, stability,
+                 stability_report, train)
 from vpl.data import fingerprint, sources, streaming
 from vpl.data.comparisons import UserComparisons
 from vpl.workdir import lock as lock_workdir
@@ -75,19 +78,56 @@ def experiment_data(config: ml_collections.ConfigDict) -> sources.ExperimentData
   They depend on the config's data and evaluation fields only, not on `config.methods`.
   """
   # Streaming: the training pairs stay on disk and are read per batch (vpl/data/streaming.py).
-  return streaming.build(config) if config.streaming.enabled else sources.build(config)
+  exp = streaming.build(config) if config.streaming.enabled else sources.build(config)
+  if config.data.get("drop_unstable", False):
+    exp = _drop_unstable(config, exp)
+  return exp
 
 
-def score_method(method: methods.Method, model, exp: sources.ExperimentData) -> dict:
-  """A trained method's held-out report (with the latent report for latent methods)."""
+def _drop_unstable(config: ml_collections.ConfigDict,
+                   exp: sources.ExperimentData) -> sources.ExperimentData:
+  """Training users without an opinion or answering by position, and questions answered by
+  position, left out (vpl/stability.py, `drop_unstable`); counted in info. Evaluated users
+  are scored as they are (their unseen-item mask was computed against all training pairs)."""
+  if not isinstance(exp.train, UserComparisons):
+    raise ValueError("config data.drop_unstable = True works on in-memory training data; set "
+                     "--config.streaming.enabled=False or --config.data.drop_unstable=False.")
+  train, report = stability.drop_unstable(exp.train)
+  enough = train.pairs_per_user >= sources.min_train_pairs(config)
+  report["users_dropped"]["too_few_pairs_left"] = int((~enough).sum())
+  return dataclasses.replace(exp, train=train.select_users(np.flatnonzero(enough)),
+                             info=dict(exp.info, drop_unstable=report))
+
+
+def score_method(method: methods.Method, model, exp: sources.ExperimentData, *,
+                 shrinkage: float = 0.0) -> dict:
+  """A trained method's held-out report (with the latent report for latent methods).
+
+  With `shrinkage` > 0 (eval.shrinkage), VPL's users' logits are blended with the
+  population's (vpl/stability_report.py, `shrunk_p`).
+  """
   heldout = exp.evaluated
   p_a, aux = evaluate.predict_users(method, model, heldout, exp.context_idx,
                                     context_weight=exp.context_weight)
+  if shrinkage > 0 and method.name == "vpl":
+    p_a, _, _ = stability_report.shrunk_p(model, heldout, exp.context_idx, shrinkage)
   scores = evaluate.accuracy_report(p_a, heldout, exp.target_mask, exp.unseen_mask)
   if "mu" in aux:
     prior_mu, prior_log_var = jax.device_get(model.prior())
     scores.update(evaluate.latent_report(aux["mu"], aux["log_var"], prior_mu, prior_log_var))
   return scores
+
+
+def _check_conditions(config: ml_collections.ConfigDict, exp: sources.ExperimentData) -> None:
+  """With the bias tower on, every condition code must have a row in its table."""
+  if not config.model.get("condition_bias", False):
+    return
+  for data in (exp.train, exp.evaluated):
+    codes = getattr(data, "condition", None)
+    if codes is not None and codes.max(initial=0) >= config.model.num_conditions:
+      raise ValueError(f"config model.num_conditions = {config.model.num_conditions}, but the "
+                       f"data has condition {int(codes.max())}; set --config.model."
+                       f"num_conditions={int(codes.max()) + 1} (codes start at 0).")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
@@ -118,6 +158,7 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
   if isinstance(exp.train, UserComparisons):  # every process must train on the same users
     distributed.check_same_on_all_processes(exp.train.arrays(), "the training data")
   task, train_data, heldout = exp.task, exp.train, exp.evaluated
+  _check_conditions(config, exp)
   context_idx, target_mask, unseen = exp.context_idx, exp.target_mask, exp.unseen_mask
   results = dict(task=exp.name, seed=config.seed, shares=list(exp.shares),
                  num_train_users=train_data.num_users, num_heldout_users=heldout.num_users,
@@ -146,7 +187,7 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
       model, info = (method.fit or train.fit)(
           method, config, train_data, ckpt_dir=ckpt_dir, metrics_path=metrics_path,
           on_chunk=hook)
-    scores = score_method(method, model, exp)
+    scores = score_method(method, model, exp, shrinkage=config.eval.get("shrinkage", 0.0))
     scores["train_seconds"] = info["train_seconds"]
     # What the method's trainer reports about itself (e.g. PReF's init, MaxMin's EM rounds).
     scores["fit"] = {k: v for k, v in info.items()
@@ -161,6 +202,16 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
   if exp.context_weight is not None:
     results["drift"] = recency.drift_report(config.model.context_recency, exp, models,
                                             results["methods"])
+  # Re-asked data: who has a stable preference, and what the models did with each kind.
+  if exp.truth is not None:
+    results["stability"] = stability_report.report(config, exp, models)
+    if config.data.reask.get("clean_baseline", False) and not exp.truth["clean"]:
+      # The same users, draws and methods without the noise (docs/stability.md).
+      twin = configs.with_overrides(config, {"data.reask.clean": True,
+                                             "data.reask.clean_baseline": False,
+                                             "data.drop_unstable": False})
+      clean = train_and_evaluate(twin, os.path.join(workdir, "clean"))
+      results["stability"]["clean"] = clean["stability"]["methods"]
   # Egalitarian choice among candidates (docs/methods.md, 'MaxMin-RLHF'), scored with the
   # true rewards.
   sel = config.eval.get("selection")

@@ -12,13 +12,18 @@ non-attitude is a coin at every asking (near 1/2) with no pull to either positio
 constructed preference follows the framing (it picks the first-shown option, so it flips
 when the order flips: first_rate near 1). `classify` turns these into one label per user
 with two thresholds; docs/methods.md ("Stable preferences") explains the choice.
+`drop_unstable` removes what they flag from training users (`data.drop_unstable`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from vpl.data.rows import Rows
+from vpl.data.comparisons import UserComparisons
+from vpl.data.pairs import compact
+from vpl.data.rows import Rows, from_comparisons
 
 KINDS = ("genuine", "non_attitude", "constructed")
 
@@ -109,3 +114,35 @@ def detector_report(predicted: np.ndarray, true: np.ndarray) -> dict:
   """Precision and recall of each non-genuine kind of user against the truth (KINDS)."""
   return {name: precision_recall(predicted == k, true == k)
           for k, name in enumerate(KINDS[1:], start=1)}
+
+
+def drop_unstable(data: UserComparisons) -> tuple[UserComparisons, dict]:
+  """`data` without the users classified non-attitude or constructed, and without every
+  asking of a question flagged as answered by position (`constructed_questions`).
+
+  For training users only (their answers are training data); held-out users are scored as
+  they are. Needs `pair_id` and `condition`.
+  """
+  for field in ("pair_id", "condition"):
+    if getattr(data, field) is None:
+      raise ValueError(f"data.drop_unstable = True needs the {field!r} field (re-asked "
+                       f"questions); this data has none. Add pair_id and condition columns, "
+                       f"or set --config.data.drop_unstable=False.")
+  stats = user_statistics(Rows("training users", from_comparisons(data),
+                               tuple(map(str, range(data.feature_dim)))))
+  kind = classify(stats)
+  row_of = np.searchsorted(stats["user_id"], data.user_id)
+  keep_user = kind[row_of] == 0
+  q = stats["questions"]
+  flagged = constructed_questions(stats, kind)
+  drop = np.zeros(data.mask.shape, bool)
+  for u, p in zip(q["user"][flagged], q["pair_id"][flagged]):
+    r = np.flatnonzero(row_of == u)[0]
+    drop[r] |= data.pair_id[r] == p
+  drop &= data.mask
+  report = dict(users_dropped={name: int(((kind[row_of] == k)).sum())
+                               for k, name in enumerate(KINDS) if k},
+                answers_dropped=int(drop[keep_user].sum()))
+  kept = dataclasses.replace(data, mask=data.mask & ~drop,
+                             label=np.where(drop, 0.5, data.label).astype(data.label.dtype))
+  return compact(kept.select_users(np.flatnonzero(keep_user))), report

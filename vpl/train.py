@@ -68,8 +68,15 @@ def make_pool(data: UserComparisons, feature_dtype: str = "float32") -> Batch:
   embeddings); `train_step` casts each drawn batch back to float32.
   """
   dtype = jnp.bfloat16 if feature_dtype == "bfloat16" else np.float32
-  return dict(a=data.a.astype(dtype), b=data.b.astype(dtype), label=data.label,
+  pool = dict(a=data.a.astype(dtype), b=data.b.astype(dtype), label=data.label,
               mask=data.mask, valid_flat=np.flatnonzero(data.mask.reshape(-1)).astype(np.int32))
+  # Re-asked questions (vpl/data/reasking.py): the condition feeds model.condition_bias, and
+  # pair_id keeps a question's askings on one side of a context/target split.
+  if data.condition is not None:
+    pool["condition"] = np.maximum(data.condition, 0).astype(np.int32)  # padding: -1 -> 0
+  if data.pair_id is not None:
+    pool["pair_id"] = data.pair_id.astype(np.int32)
+  return pool
 
 
 def train_step(state: TrainState, pool: Batch, method_key: jax.Array, *,

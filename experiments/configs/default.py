@@ -36,6 +36,21 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   # float32 | bfloat16: the dtype of the in-memory training pool's features on device
   # (bfloat16 halves it for wide embeddings; each step still computes in float32).
   c.data.device_dtype = "float32"
+  # Re-asked questions (vpl/data/reasking.py; synthetic tasks only; docs/stability.md): a
+  # share of users answer as non-attitudes (a coin at every asking) or by the framing (the
+  # option shown first), a share of each other user's questions is answered by the framing,
+  # and reask_share of each user's questions is asked `asks` times in all, the order
+  # alternating. results.json then gets a `stability` section (vpl/stability_report.py);
+  # clean_baseline also trains the clean twin (same users and draws, no noise) in
+  # WORKDIR/clean. experiments/configs/stability.py sets it up.
+  # Leave out of training the users the consistency analysis calls non-attitude or
+  # constructed, and the questions it finds answered by position (vpl/stability.py; needs
+  # pair_id and condition). Held-out users are scored as they are.
+  c.data.drop_unstable = False
+  c.data.reask = ml_collections.ConfigDict(dict(
+      enabled=False, non_attitude_users=0.3, constructed_users=0.0,
+      non_attitude_questions=0.0, constructed_questions=0.2, first_bias=1.0, reask_share=0.5,
+      asks=3, clean=False, clean_baseline=False))
 
   c.model = ml_collections.ConfigDict()
   c.model.hidden = (64, 64)
@@ -54,6 +69,11 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   # all | latest:N (only the N latest) | exp:H (weight halves every H answers). Needs the
   # temporal split, whose contexts are in time order.
   c.model.context_recency = "all"
+  # A position/framing-bias tower shared by all users (vpl/models/condition_bias.py): an
+  # answer is made from the framing (condition 0 = a shown first, 1 = b first, codes below
+  # num_conditions) with a learned share, otherwise from the user's reward. BTL and VPL.
+  c.model.condition_bias = False
+  c.model.num_conditions = 2
 
   c.loss = ml_collections.ConfigDict()
   c.loss.beta = 1.0
@@ -121,6 +141,10 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.num_context = 8
   c.eval.reward_maps = True
+  # Shrinkage toward the population (vpl/shrinkage.py): VPL's logits of each evaluated user
+  # blended with those at the prior mean, the user's weight 1 - s * (1 - certainty *
+  # stability); 0 = off, 1 = fully weighted.
+  c.eval.shrinkage = 0.0
   # users: held-out users (cold start); validation: users carved from the training users
   # (for tuning; the held-out users stay untouched); temporal: each user's latest
   # data.heldout_fraction of pairs are targets, the earlier ones train and give the context.

@@ -31,6 +31,9 @@ class UserComparisons:
     pooled_pref: optional `[U, K]` P(a preferred) averaged over the population's groups.
     divergent: optional `[U, K]` bool, True where the groups' true rewards disagree.
     group_pref: optional `[U, K, G]` P(a preferred) under each group's generating reward.
+    condition: optional `[U, K]` int, how each question was put (0 = a shown first).
+    pair_id: optional `[U, K]` int, one id per question: a question asked again keeps it, and
+      all its askings stay on one side of a context/target split.
   """
 
   a: np.ndarray
@@ -43,6 +46,8 @@ class UserComparisons:
   pooled_pref: Optional[np.ndarray] = None
   divergent: Optional[np.ndarray] = None
   group_pref: Optional[np.ndarray] = None
+  condition: Optional[np.ndarray] = None
+  pair_id: Optional[np.ndarray] = None
 
   def __post_init__(self):
     validate(self)
@@ -80,7 +85,8 @@ def validate(data: UserComparisons) -> None:
     raise ValueError(f"UserComparisons.a has shape {data.a.shape} but b has shape "
                      f"{data.b.shape}; both options need the same feature width.")
   users, pairs = data.a.shape[:2]
-  for name in ("label", "mask", "true_pref", "pooled_pref", "divergent"):
+  for name in ("label", "mask", "true_pref", "pooled_pref", "divergent", "condition",
+               "pair_id"):
     x = getattr(data, name)
     if x is not None and x.shape != (users, pairs):
       raise ValueError(f"UserComparisons.{name} has shape {x.shape}; expected "
@@ -190,7 +196,9 @@ def split_context_target(data: UserComparisons, num_context: int,
 
   Returns:
     `(context_idx [U, num_context], target_mask [U, K])`: the context pairs' positions and a
-    mask of the target pairs, which never overlap the context.
+    mask of the target pairs, which never overlap the context. With `pair_id`, no asking of a
+    question in the context is a target (`shares_question`), so a re-asked question is never
+    split between a user's context and targets.
   """
   check_enough_pairs(data, num_context + 1, f"a context of {num_context} plus one target")
   rng = np.random.default_rng(seed)
@@ -199,7 +207,15 @@ def split_context_target(data: UserComparisons, num_context: int,
   context_idx = order[:, :num_context]
   target_mask = data.mask.copy()
   np.put_along_axis(target_mask, context_idx, False, axis=1)
+  if data.pair_id is not None:
+    target_mask &= ~shares_question(data.pair_id, context_idx)
   return context_idx, target_mask
+
+
+def shares_question(pair_id_UxK: np.ndarray, context_idx_UxN: np.ndarray) -> np.ndarray:
+  """`[U, K]` True where a slot asks a question that one of the user's context slots asks."""
+  context_UxN = np.take_along_axis(pair_id_UxK, context_idx_UxN, axis=1)
+  return (pair_id_UxK[:, :, None] == context_UxN[:, None, :]).any(-1)
 
 
 def temporal_num_targets(num_pairs: np.ndarray, heldout_fraction: float) -> np.ndarray:

@@ -24,7 +24,8 @@ from vpl.data.comparisons import UserComparisons, from_flat
 REQUIRED = ("user_id", "a", "b", "label")
 # condition: how the question was put (e.g. 0 = a shown first, 1 = b shown first; any codes);
 # pair_id: the same question asked again carries the same id (vpl/stability.py reads both;
-# training does not use them yet).
+# training keeps a question's askings on one side of a context/target split, and
+# model.condition_bias reads the condition).
 OPTIONAL = ("group", "timestamp", "condition", "pair_id")
 Filters = dict[str, dict[str, int]]  # reason -> {unit ('pairs', 'users', 'ratings'): count}
 
@@ -168,21 +169,33 @@ def filter_min_pairs(rows: Rows, min_pairs: int, why: str) -> Rows:
 def to_comparisons(rows: Rows) -> tuple[UserComparisons, Optional[np.ndarray]]:
   """Groups rows by user: `(UserComparisons, timestamp [U, K] or None)`.
 
-  Within a user, pairs keep their row order; the timestamps are padded with +inf.
+  Within a user, pairs keep their row order; the timestamps are padded with +inf. `condition`
+  and `pair_id` become the data's `[U, K]` fields (padding: -1).
   """
   x = rows.arrays
   data = from_flat(x["a"], x["b"], x["label"], x["user_id"], x.get("group"))
+  extra = {k: place(data, x["user_id"], x[k], -1) for k in ("condition", "pair_id") if k in x}
+  if extra:
+    data = dataclasses.replace(data, **extra)
   if "timestamp" not in x:
     return data, None
-  # from_flat keeps each user's rows in file order, so the same stable grouping places the
-  # timestamps: slot of row r = its rank among its user's rows.
-  order = np.argsort(np.searchsorted(data.user_id, x["user_id"]), kind="stable")
-  user_rows = np.searchsorted(data.user_id, x["user_id"][order])
+  return data, place(data, x["user_id"], x["timestamp"].astype(np.float64), np.inf)
+
+
+def place(data: UserComparisons, user_id_N: np.ndarray, value_N: np.ndarray,
+          pad) -> np.ndarray:
+  """`[U, K]` per-row values put in the slots `from_flat` gave the same rows, padded with `pad`.
+
+  from_flat keeps each user's rows in row order, so the same stable grouping places them:
+  the slot of row r = its rank among its user's rows.
+  """
+  order = np.argsort(np.searchsorted(data.user_id, user_id_N), kind="stable")
+  user_rows = np.searchsorted(data.user_id, user_id_N[order])
   counts = data.pairs_per_user
   slot = np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts)
-  timestamp = np.full(data.mask.shape, np.inf)
-  timestamp[user_rows, slot] = x["timestamp"][order]
-  return data, timestamp
+  out = np.full(data.mask.shape, pad, dtype=np.asarray(value_N).dtype)
+  out[user_rows, slot] = np.asarray(value_N)[order]
+  return out
 
 
 def standardize(train: UserComparisons, *others: UserComparisons
@@ -210,7 +223,8 @@ def from_comparisons(data: UserComparisons, timestamp: Optional[np.ndarray] = No
                      ) -> dict[str, np.ndarray]:
   """The flat rows of `data` (user by user, in slot order): the inverse of `to_comparisons`.
 
-  `group` is included when every user has one (>= 0); `timestamp` `[U, K]` when given.
+  `group` is included when every user has one (>= 0); `timestamp` `[U, K]` when given;
+  `condition` and `pair_id` when the data has them.
   """
   users, slots = np.nonzero(data.mask)
   arrays = dict(user_id=np.asarray(data.user_id)[users].astype(np.int64),
@@ -221,4 +235,7 @@ def from_comparisons(data: UserComparisons, timestamp: Optional[np.ndarray] = No
     arrays["group"] = data.group[users].astype(np.int32)
   if timestamp is not None:
     arrays["timestamp"] = np.asarray(timestamp, np.float64)[users, slots]
+  for name in ("condition", "pair_id"):
+    if getattr(data, name) is not None:
+      arrays[name] = getattr(data, name)[users, slots].astype(np.int64)
   return arrays

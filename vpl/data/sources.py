@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from vpl import recency, seeding
-from vpl.data import byo, ecdat, movielens, packaged, pairs, tasks
+from vpl.data import byo, ecdat, movielens, packaged, pairs, reasked, tasks
 from vpl.data.comparisons import (UserComparisons, split_context_target, split_temporal,
                                   split_users, temporal_num_targets)
 from vpl.data.labelling import Task
@@ -79,6 +79,8 @@ class ExperimentData:
     info: what results.json records about the data: source, split, filters, features.
     context_weight: `[U, N]` weight of each context pair when a method pools the context
       (`model.context_recency`, vpl/recency.py), or None: every context pair counts fully.
+    truth: with `data.reask`, which users and answers are genuine, non-attitude or
+      constructed (vpl/data/reasked.py); None otherwise.
   """
   name: str
   train: UserComparisons
@@ -90,6 +92,7 @@ class ExperimentData:
   task: Optional[Task]
   info: dict
   context_weight: Optional[np.ndarray] = None
+  truth: Optional[dict] = None
 
 
 def input_files(config: ml_collections.ConfigDict) -> list[str]:
@@ -219,13 +222,20 @@ def build(config: ml_collections.ConfigDict) -> ExperimentData:
       info = dict(source=d.source, split="temporal")
       return ExperimentData(task.name, train, evaluated, context_idx, target_mask,
                             pairs.unseen_targets(train, evaluated, target_mask), task.shares,
-                            task, info, _context_weight(config, context_idx))
-    train, heldout = _split_users(config, task.data)
+                            task, info, context_weight=_context_weight(config, context_idx))
+    data, truth = task.data, None
     info = dict(source=d.source, split=config.eval.split)
+    if d.get("reask") is not None and d.reask.enabled:
+      # Re-asked questions with genuine, non-attitude and constructed answers.
+      settings = {k: v for k, v in d.reask.to_dict().items() if k in reasked.FIELDS}
+      data, truth = reasked.build(task, settings, seeding.rng(config.seed, "reask"),
+                                  clean=d.reask.get("clean", False))
+      info["reask"] = dict(settings, clean=truth["clean"], num_pairs=int(data.mask.sum()))
+    train, heldout = _split_users(config, data)
     if d.source in tasks.SHARED_POOL and config.eval.unseen_fraction > 0:
       train, info["withheld"] = _withhold(config, train, heldout)
     return ExperimentData(task.name, train, heldout, *_evaluation(config, train, heldout),
-                          task.shares, task, info)
+                          task.shares, task, info, truth=truth)
 
   kwargs = d.kwargs.to_dict()
   if "seed" in inspect.signature(LOADERS.get(d.source, load_rows)).parameters:
@@ -255,7 +265,8 @@ def build(config: ml_collections.ConfigDict) -> ExperimentData:
     (train, evaluated), info["standardization"] = standardize(train, evaluated)
     info["standardization"]["fit_on"] = "features of the training users' pairs (no labels)"
   return ExperimentData(d.source, train, evaluated, context_idx, target_mask, unseen,
-                        _shares(data), None, info, _context_weight(config, context_idx))
+                        _shares(data), None, info,
+                        context_weight=_context_weight(config, context_idx))
 
 
 def _context_weight(config, context_idx: np.ndarray) -> Optional[np.ndarray]:

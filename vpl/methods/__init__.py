@@ -20,9 +20,16 @@ REGISTRY: dict[str, Callable[[ml_collections.ConfigDict], Method]] = {
     "dpl_cat": dpl.make_categorical, "pref": pref.make,
     "maxmin": maxmin.make}
 
+# Methods with the shared position-bias tower (model.condition_bias; vpl/models/condition_bias.py).
+BIAS_METHODS = ("btl", "vpl")
+
 
 def make_method(name: str, config: ml_collections.ConfigDict) -> Method:
   if name not in REGISTRY:
     raise ValueError(f"config.methods has {name!r}, which is not a method; choose from "
                      f"{sorted(REGISTRY)}.")
+  if config.model.get("condition_bias", False) and name not in BIAS_METHODS:
+    raise ValueError(f"config model.condition_bias = True, and {name!r} has no position-bias "
+                     f"tower yet (only {list(BIAS_METHODS)} do); drop {name!r} from "
+                     f"config.methods or set --config.model.condition_bias=False.")
   return REGISTRY[name](config)

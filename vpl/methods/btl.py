@@ -12,24 +12,33 @@ import ml_collections
 from vpl import losses
 from vpl.method import Method
 from vpl.methods.sampling import sample_pairs
+from vpl.models import condition_bias
 from vpl.models.btl import BTLReward
+
+
+def num_conditions(config: ml_collections.ConfigDict) -> int:
+  """Conditions of the shared position-bias tower: 0 (off) unless model.condition_bias."""
+  m = config.model
+  return int(m.get("num_conditions", 2)) if m.get("condition_bias", False) else 0
 
 
 def make(config: ml_collections.ConfigDict) -> Method:
   def make_model(feature_dim, rngs):
-    return BTLReward(feature_dim, tuple(config.model.hidden), rngs=rngs)
+    return BTLReward(feature_dim, tuple(config.model.hidden),
+                     num_conditions=num_conditions(config), rngs=rngs)
 
   def loss(model, batch, key, step):
     del key, step
     reward_a, reward_b = model.pair(batch["a"], batch["b"])
-    logit = reward_a - reward_b
+    logit = condition_bias.apply(model, reward_a - reward_b, batch)
     value = losses.bt_loss(logit, batch["label"])
     return value, dict(loss=value, nll=value)
 
   def predict(model, context, targets):
     del context
     reward_a, reward_b = model.pair(targets["a"], targets["b"])
-    return reward_a - reward_b, dict(reward_a=reward_a, reward_b=reward_b)
+    logit = condition_bias.apply(model, reward_a - reward_b, targets)
+    return logit, dict(reward_a=reward_a, reward_b=reward_b)
 
   # BTL sees as many comparisons per step as VPL has target pairs.
   num_pairs = config.train.batch_sets * config.train.num_targets

@@ -8,6 +8,12 @@ import jax.numpy as jnp
 from vpl.method import Batch
 
 
+def pair_fields(pool: Batch) -> tuple[str, ...]:
+  """What a drawn pair carries: a, b, label, and its condition and pair_id when the pool has
+  them."""
+  return ("a", "b", "label") + tuple(k for k in ("condition", "pair_id") if k in pool)
+
+
 def sample_pairs(key: jax.Array, pool: Batch, num_pairs: int, with_user: bool = False) -> Batch:
   """Draws `num_pairs` comparisons uniformly from all real pairs of the pool (with replacement).
 
@@ -17,7 +23,7 @@ def sample_pairs(key: jax.Array, pool: Batch, num_pairs: int, with_user: bool = 
   flat = pool["valid_flat"][pick]
   width = pool["a"].shape[1]
   user, slot = flat // width, flat % width
-  batch = {name: pool[name][user, slot] for name in ("a", "b", "label")}
+  batch = {name: pool[name][user, slot] for name in pair_fields(pool)}
   return dict(batch, user=user) if with_user else batch
 
 
@@ -30,6 +36,8 @@ def sample_sets(key: jax.Array, pool: Batch, *, num_sets: int, num_context: int,
   'disjoint' targets are other pairs of the same user (trains the encoder to generalise);
   'context' targets are the context pairs themselves (the paper's training);
   'both' targets are the context pairs and the others.
+  With `pair_id` in the pool, no asking of a question in the context is a target (all
+  askings of one question stay on one side), and `targets['mask']` marks the real targets.
   With `0 < min_context < num_context`, each set shows only its first n context pairs, n drawn
   uniformly in [min_context, num_context] (context-size augmentation; `context['mask']` marks
   them), so the encoder learns to read small and large contexts alike.
@@ -39,13 +47,29 @@ def sample_sets(key: jax.Array, pool: Batch, *, num_sets: int, num_context: int,
   users = jax.random.choice(k_user, num_users, (num_sets,), replace=num_users < num_sets)
   mask = pool["mask"][users]
   noise = jnp.where(mask, jax.random.uniform(k_pair, mask.shape), 2.0)
-  order = jnp.argsort(noise, axis=1)[:, :num_context + num_targets]
+  order = jnp.argsort(noise, axis=1)
   take = lambda name, idx: pool[name][users[:, None], idx]
   ctx_idx = order[:, :num_context]
-  tgt_idx = {"disjoint": order[:, num_context:], "context": ctx_idx, "both": order}[target_mode]
-  context = {n: take(n, ctx_idx) for n in ("a", "b", "label")}
+  fields = pair_fields(pool)
+  context = {n: take(n, ctx_idx) for n in fields}
   if 0 < min_context < num_context:
     size = jax.random.randint(k_size, (num_sets, 1), min_context, num_context + 1)
     context["mask"] = jnp.arange(num_context)[None, :] < size
-  return dict(context=context, targets={n: take(n, tgt_idx) for n in ("a", "b", "label")})
-
+  if target_mode == "context":
+    return dict(context=context, targets={n: take(n, ctx_idx) for n in fields})
+  rest_idx, rest_ok = order[:, num_context:], mask
+  if "pair_id" in pool:
+    # A re-asked question is never split: no asking of a context question is a target
+    # (they go last, and are masked out if a set runs short of other pairs).
+    pid = pool["pair_id"][users]
+    rest_ok = mask & ~(pid[:, :, None] == take("pair_id", ctx_idx)[:, None, :]).any(-1)
+    rest_idx = jnp.argsort(jnp.where(rest_ok, noise, 3.0), axis=1)
+  rest_idx = rest_idx[:, :num_targets]
+  targets = {n: take(n, rest_idx) for n in fields}
+  if "pair_id" in pool:
+    targets["mask"] = jnp.take_along_axis(rest_ok, rest_idx, axis=1)
+  if target_mode == "both":
+    targets = {n: jnp.concatenate([context[n] if n != "mask" else
+                                   jnp.ones(ctx_idx.shape, bool), targets[n]], 1)
+               for n in targets}
+  return dict(context=context, targets=targets)

@@ -8,7 +8,7 @@ import ml_collections
 
 from vpl import losses, schedules
 from vpl.method import Method
-from vpl.methods import windows
+from vpl.methods import btl, windows
 from vpl.methods.sampling import sample_sets
 from vpl.models.vpl import VPLModel
 
@@ -31,14 +31,16 @@ def make(config: ml_collections.ConfigDict) -> Method:
     return VPLModel(feature_dim, hidden=tuple(m.hidden), embed_dim=m.embed_dim,
                     latent_dim=m.latent_dim, pooling=m.pooling, num_heads=m.num_heads,
                     learned_prior=m.learned_prior, decoder=m.decoder,
-                    encoder=m.get("encoder", "pairwise"), rngs=rngs)
+                    encoder=m.get("encoder", "pairwise"),
+                    num_conditions=btl.num_conditions(config), rngs=rngs)
 
   def loss(model, batch, key, step):
     logits, aux = model(batch["context"], batch["targets"], key)
     prior_mu, prior_log_var = model.prior()
     value, metrics = losses.elbo_loss(
         logits, batch["targets"]["label"], aux["mu"], aux["log_var"], prior_mu,
-        prior_log_var, beta=beta_at(step), free_bits=l.free_bits)
+        prior_log_var, beta=beta_at(step), free_bits=l.free_bits,
+        target_mask_BxT=batch["targets"].get("mask"))
     return value, dict(loss=value, **metrics)
 
   def predict(model, context, targets):

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from vpl.models import condition_bias
 from vpl.models.mlp import MLP
 
 
@@ -144,13 +145,15 @@ class ConcatDecoder(nnx.Module):
 
 
 class VPLModel(nnx.Module):
-  """Encoder q(z | C), reward decoder r(s, z) and prior p(z)."""
+  """Encoder q(z | C), reward decoder r(s, z) and prior p(z); with `num_conditions`, the
+  shared position-bias tower of vpl/models/condition_bias.py on the targets' logits."""
 
   def __init__(self, feature_dim: int, *, hidden: Sequence[int], embed_dim: int,
                latent_dim: int, pooling: str = "mean", num_heads: int = 4,
                learned_prior: bool = False, decoder: str = "concat",
-               encoder: str = "pairwise", rngs: nnx.Rngs):
+               encoder: str = "pairwise", num_conditions: int = 0, rngs: nnx.Rngs):
     self.latent_dim = latent_dim
+    self.condition_bias = condition_bias.make(num_conditions)
     if pooling == "bayes" and learned_prior:
       raise ValueError("model.pooling = 'bayes' multiplies the pairs' factors with the N(0, I) "
                        "prior; it cannot be combined with model.learned_prior = True. Set one "
@@ -190,7 +193,7 @@ class VPLModel(nnx.Module):
 
     Args:
       context: `a`, `b` `[B, N, D]`, `label` `[B, N]`, optional `mask` `[B, N]`.
-      targets: `a`, `b` `[B, T, D]`.
+      targets: `a`, `b` `[B, T, D]`, optional `condition` `[B, T]` (read by the bias tower).
       key: draws z = mu + sigma * eps when given; z = mu (the posterior mean) when None.
 
     Returns:
@@ -207,4 +210,4 @@ class VPLModel(nnx.Module):
     reward_ab = self.reward(jnp.concatenate([targets["a"], targets["b"]], 1), z[:, None, :])
     reward_a, reward_b = reward_ab[:, :num_targets], reward_ab[:, num_targets:]
     aux = dict(mu=mu, log_var=log_var, z=z, reward_a=reward_a, reward_b=reward_b)
-    return reward_a - reward_b, aux
+    return condition_bias.apply(self, reward_a - reward_b, targets), aux
