@@ -20,16 +20,6 @@ def test_drift_step_by_hand():
   np.testing.assert_allclose(feedback_loop.drift_step(c, shown, 0.0, np.array([True, True])), c)
 
 
-def test_blend_and_shrink_by_hand():
-  # k = 1 - s (1 - w): s = 0 keeps the personal reward whatever w; s = 1 gives k = w.
-  np.testing.assert_allclose(feedback_loop.blend_weight(0.0, np.array([0.2, 1.0])), [1, 1])
-  np.testing.assert_allclose(feedback_loop.blend_weight(1.0, np.array([0.2, 1.0])), [0.2, 1])
-  np.testing.assert_allclose(feedback_loop.blend_weight(0.5, np.array([0.2])), [0.6])
-  # r_pop + k (r_user - r_pop): 1 + 0.25 * (5 - 1) = 2.
-  assert feedback_loop.shrink(5.0, 1.0, 0.25) == 2.0
-  assert feedback_loop.shrink(5.0, 1.0, 0.0) == 1.0 and feedback_loop.shrink(5.0, 1.0, 1.0) == 5
-
-
 def test_stability_and_answers_by_hand():
   # Two answers per question (one per order): user 0 agrees on 4 of 4, user 1 on 3 of 4,
   # user 2 on 2 of 4 (chance): weights 1, 0.5, 0.

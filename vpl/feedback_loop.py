@@ -17,8 +17,8 @@ Each round every user answers `num_questions` of their own pairs twice, once in 
 context and infers z; the user is shown, for each of `num_prompts` fresh prompts, the best of
 `num_candidates` items under the blended reward
     r = r_pop + k_u (r_user - r_pop),   k_u = 1 - s (1 - w_u),
-the shrinkage of vpl/shrinkage.py (issue 13a's `shrink`; the same formula, kept here apart
-until the two are merged). s in [0, 1] is the knob (0: fully personal); w_u in [0, 1] is the
+the shrinkage of vpl/shrinkage.py (`user_weight` with the certainty below, and `shrink`).
+s in [0, 1] is the knob (0: fully personal); w_u in [0, 1] is the
 user's weight: their stability, 2 x (agreement of the two answers to a question) - 1 clipped
 to [0, 1] (a position-driven answer flips with the order), times their certainty when
 `use_certainty` (1 - the posterior's mean variance, clipped). r_pop is the population's
@@ -41,23 +41,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from vpl import seeding
-
-
-def shrink(reward_user, reward_population, weight):
-  """r_pop + weight (r_user - r_pop): the blend of vpl/shrinkage.py (same formula)."""
-  return reward_population + weight * (reward_user - reward_population)
-
-
-def blend_weight(strength: float, user_weight: np.ndarray) -> np.ndarray:
-  """k_u = 1 - s (1 - w_u): s = 0 keeps every user's own reward, s = 1 gives weight w_u."""
-  return 1.0 - strength * (1.0 - user_weight)
+from vpl import seeding, shrinkage
 
 
 def stability(labels_UxQx2: np.ndarray) -> np.ndarray:
-  """`[U]` 2 x agreement - 1, clipped to [0, 1], of two answers (one per order) per question."""
+  """`[U]` stability of two answers (one per order) per question: 2 x agreement - 1, clipped."""
   agree_U = (labels_UxQx2[..., 0] == labels_UxQx2[..., 1]).mean(-1)
-  return np.clip(2 * agree_U - 1, 0, 1)
+  return shrinkage.stability_from_consistency(agree_U)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -185,15 +175,15 @@ def simulate(served: Served, true_reward, heldout, *, constructed_U: np.ndarray,
     ctx_b = np.concatenate([b_q, b_q], 1)
     mu_UxL, log_var_UxL = served.encode(ctx_a, ctx_b, np.concatenate(
         [labels[..., 0], labels[..., 1]], 1))
-    w_U = stability(labels)
-    if use_certainty:
-      w_U = w_U * np.clip(1 - np.exp(log_var_UxL).mean(-1), 0, 1)
-    k_Ux1 = blend_weight(strength, w_U)[:, None]
+    certainty_U = (shrinkage.certainty_from_spread(log_var_UxL) if use_certainty
+                   else np.ones(len(labels)))
+    w_U = certainty_U * stability(labels)
+    k_Ux1 = shrinkage.user_weight(certainty_U, stability(labels), strength)[:, None]
 
     def blended(s_UxMxD):
       pop = served.population(s_UxMxD.reshape(-1, s_UxMxD.shape[-1])).reshape(
           s_UxMxD.shape[:2])
-      return shrink(served.reward(s_UxMxD, mu_UxL), pop, k_Ux1)
+      return shrinkage.shrink(served.reward(s_UxMxD, mu_UxL), pop, k_Ux1)
 
     margin = blended(a_e) - blended(b_e)
     acc = float(((margin > 0) == eval_label)[genuine_U[:, None] & eval_mask].mean())
@@ -205,7 +195,7 @@ def simulate(served: Served, true_reward, heldout, *, constructed_U: np.ndarray,
     pop_M = served.population(cands_MxD)
     user_UxM = served.reward(np.broadcast_to(cands_MxD, (num_users,) + cands_MxD.shape),
                              mu_UxL)
-    score_UxPxN = shrink(user_UxM, pop_M[None], k_Ux1).reshape(num_users, num_prompts,
+    score_UxPxN = shrinkage.shrink(user_UxM, pop_M[None], k_Ux1).reshape(num_users, num_prompts,
                                                                num_candidates)
     pick_UxP = score_UxPxN.argmax(-1)
     attr_PxNxG = attr(cands_MxD).reshape(num_prompts, num_candidates, num_groups)
