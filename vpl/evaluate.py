@@ -9,6 +9,8 @@ do, predicting each pair by the population's pooled preference (docs/methods.md,
 
 from __future__ import annotations
 
+import functools
+
 from typing import Optional
 
 import jax
@@ -80,31 +82,38 @@ def gather_context(data: UserComparisons, context_idx: np.ndarray,
   return context
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _predict_block(method: Method, graphdef: nnx.GraphDef, params, context: dict,
+                   targets: dict) -> tuple[jax.Array, dict]:
+  logits, aux = method.predict(nnx.merge(graphdef, params), context, targets)
+  return jax.nn.sigmoid(logits), aux
+
+
 def predict_users(method: Method, model: nnx.Module, data: UserComparisons,
                   context_idx: np.ndarray, *, users_per_call: int = 256,
                   context_weight: Optional[np.ndarray] = None) -> tuple[np.ndarray, dict]:
   """P(a preferred) `[U, K]` on every pair of each user, given their context pairs.
 
   `context_weight` `[U, N]` weighs the context pairs (vpl/recency.py); None counts each fully.
+  Users go through one jitted function in blocks of `users_per_call` (the last block padded
+  by repeating its last user), so a model compiles once per block shape, not once per call.
   Returns the probabilities and the method's aux outputs, concatenated over users.
   """
   graphdef, params = nnx.split(model)
-
-  @jax.jit
-  def run(params, context, targets):
-    logits, aux = method.predict(nnx.merge(graphdef, params), context, targets)
-    return jax.nn.sigmoid(logits), aux
-
   context = gather_context(data, context_idx, context_weight)
   targets = dict(a=data.a, b=data.b)
   if data.condition is not None:  # read by model.condition_bias
     targets["condition"] = np.maximum(data.condition, 0)
+  num_users = data.num_users
+  block = min(users_per_call, num_users)
   outputs = []
-  for start in range(0, data.num_users, users_per_call):
-    rows = slice(start, start + users_per_call)
-    outputs.append(jax.device_get(run(
-        params, {k: v[rows] for k, v in context.items()},
-        {k: v[rows] for k, v in targets.items()})))
+  for start in range(0, num_users, block):
+    rows = np.minimum(np.arange(start, start + block), num_users - 1)
+    p_a, aux = jax.device_get(_predict_block(
+        method, graphdef, params, {k: v[rows] for k, v in context.items()},
+        {k: v[rows] for k, v in targets.items()}))
+    real = min(block, num_users - start)
+    outputs.append((p_a[:real], {k: v[:real] for k, v in aux.items()}))
   p_a = np.concatenate([p for p, _ in outputs])
   aux = {k: np.concatenate([a[k] for _, a in outputs]) for k in outputs[0][1]}
   return p_a, aux
