@@ -21,6 +21,7 @@ loaded (for evaluation).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any, Callable, Iterator, Optional
 
 import grain
@@ -165,11 +166,13 @@ class ChunkReader:
                num_steps: int, steps_per_call: int, sharding=None):
     self._data, self._num_steps, self._per_call = data, num_steps, steps_per_call
     self._sharding = sharding
-    cpu = jax.devices("cpu")[0]  # Row picking never touches the accelerator.
+    cpu = jax.local_devices(backend="cpu")[0]  # Row picking never touches the accelerator.
     self._pool = jax.device_put(data.index_pool(), cpu)
     self._key = jax.device_put(method_key, cpu)
     draw = lambda pool, key, step: sample_batch(seeding.step_keys(key, step)[0], pool)
     self._draw = jax.jit(jax.vmap(draw, in_axes=(None, None, 0)))
+    shapes = jax.eval_shape(self._draw, self._pool, self._key, np.zeros(1, np.int32))
+    self._batch_sizes = [x.shape[1] for x in jax.tree_util.tree_leaves(shapes)]  # global
     self._chunks: Optional[Iterator] = None
     self._next_step: Optional[int] = None
     self.rows_read = 0  # rows fetched from disk so far (for tests and benchmarks)
@@ -180,24 +183,48 @@ class ChunkReader:
     return jax.device_get(self._draw(self._pool, self._key, np.asarray(steps, np.int32)))
 
   def load(self, first: int) -> Batch:
-    """The host batches `[S, ...]` of the chunk that starts at step `first`."""
+    """This process's part of the host batches `[S, ...]` of the chunk that starts at step
+    `first`: every step's whole batch is drawn (as row numbers), but only the rows of the
+    sets on this process's devices (`local_span`) are read."""
     steps = np.arange(first, min(first + self._per_call, self._num_steps))
     numbers = self.row_numbers(steps)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(numbers)
+    out = [leaf[:, self.local_span(leaf.shape[1])] for _, leaf in leaves]
     gathered = [i for i, (path, _) in enumerate(leaves) if _name(path) in GATHERED]
-    wanted = np.concatenate([leaves[i][1].ravel() for i in gathered])
+    wanted = np.concatenate([out[i].ravel() for i in gathered])
     unique, inverse = np.unique(wanted, return_inverse=True)
     rows = self._data.opened.read(unique, GATHERED)
     self.rows_read += len(unique)
     self.max_rows_per_chunk = max(self.max_rows_per_chunk, len(unique))
-    out, offset = [leaf for _, leaf in leaves], 0
+    offset = 0
     for i in gathered:
-      path, leaf = leaves[i]
-      name = _name(path)
+      name, leaf = _name(leaves[i][0]), out[i]
       take = inverse[offset:offset + leaf.size]
       offset += leaf.size
       out[i] = rows[name][take].reshape(leaf.shape + rows[name].shape[1:])
     return jax.tree_util.tree_unflatten(treedef, out)
+
+  def local_span(self, batch_size: int) -> slice:
+    """The sets (axis 1 of a chunk) that this process's devices train on: all of them with
+    one process, its contiguous share of the 'data' mesh axis with many."""
+    if self._sharding is None or jax.process_count() == 1:
+      return slice(0, batch_size)
+    index_map = self._sharding.addressable_devices_indices_map((1, batch_size))
+    spans = sorted({s.indices(batch_size)[:2] for _, s in index_map.values()})
+    lo, hi = spans[0][0], spans[-1][1]
+    if sum(b - a for a, b in spans) != hi - lo:
+      raise ValueError(f"process {jax.process_index()}'s devices hold sets {spans} of the "
+                       f"batch, not one contiguous span; order the mesh's devices by process "
+                       f"(jax.make_mesh does).")
+    return slice(lo, hi)
+
+  def _on_device(self, host: Batch) -> Batch:
+    """The global chunk on the mesh, assembled from every process's part."""
+    leaves, treedef = jax.tree_util.tree_flatten(host)
+    placed = [jax.make_array_from_process_local_data(
+        self._sharding, x, (x.shape[0], size) + x.shape[2:])
+        for x, size in zip(leaves, self._batch_sizes)]
+    return jax.tree_util.tree_unflatten(treedef, placed)
 
   def _stream(self, start: int) -> Iterator[tuple[int, Batch]]:
     firsts = list(range(start, self._num_steps, self._per_call))
@@ -208,10 +235,13 @@ class ChunkReader:
     pending = None
     for first, host in read:
       # The next chunk's transfer starts before the current one is handed over.
-      on_device = (first, jax.device_put(host, self._sharding) if self._sharding else host)
+      on_device = (first, self._on_device(host) if self._sharding else host)
       if pending is not None:
         yield pending
       pending = on_device
+    # Every chunk is read: logged before the last is handed over (the trainer asks no more).
+    logging.info("streaming: process %d read %d rows (at most %d in a chunk)",
+                 jax.process_index(), self.rows_read, self.max_rows_per_chunk)
     if pending is not None:
       yield pending
 
