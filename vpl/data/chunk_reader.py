@@ -61,17 +61,27 @@ class ChunkReader:
     leaves, treedef = jax.tree_util.tree_flatten_with_path(numbers)
     out = [leaf[:, self.local_span(leaf.shape[1])] for _, leaf in leaves]
     gathered = [i for i, (path, _) in enumerate(leaves) if _name(path) in GATHERED]
-    wanted = np.concatenate([out[i].ravel() for i in gathered])
-    unique, inverse = np.unique(wanted, return_inverse=True)
+    # A pair's a, b and label share one row number (the index pool holds the same array for
+    # each), so each distinct array of row numbers is looked up once.
+    distinct: list[np.ndarray] = []
+    which = []
+    for i in gathered:
+      same = (j for j, d in enumerate(distinct)
+              if d.shape == out[i].shape and np.array_equal(d, out[i]))
+      j = next(same, len(distinct))
+      if j == len(distinct):
+        distinct.append(out[i])
+      which.append(j)
+    unique, inverse = np.unique(np.concatenate([d.ravel() for d in distinct]),
+                                return_inverse=True)
+    offsets = np.cumsum([0] + [d.size for d in distinct])
     rows = self._data.read(unique, GATHERED)
     self.rows_read += len(unique)
     self.max_rows_per_chunk = max(self.max_rows_per_chunk, len(unique))
-    offset = 0
-    for i in gathered:
-      name, leaf = _name(leaves[i][0]), out[i]
-      take = inverse[offset:offset + leaf.size]
-      offset += leaf.size
-      out[i] = rows[name][take].reshape(leaf.shape + rows[name].shape[1:])
+    for i, j in zip(gathered, which):
+      name, shape = _name(leaves[i][0]), out[i].shape
+      take = inverse[offsets[j]:offsets[j + 1]]
+      out[i] = rows[name][take].reshape(shape + rows[name].shape[1:])
     return jax.tree_util.tree_unflatten(treedef, out)
 
   def local_span(self, batch_size: int) -> slice:
