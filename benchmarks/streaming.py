@@ -8,8 +8,10 @@ users x 64 pairs, 2-D states, 64 sets x 16 pairs a step, 250 steps per jitted ca
 in memory and then streamed from the same task's TFDS array_record files, back to back in
 one process, `--repeats` times. A first jitted call compiles (untimed, its result dropped);
 then all `--steps` are timed. Each mode prints one JSON line with `mode` ("memory" |
-"streaming"), `comparisons_per_s` (pairs in the timed batches / seconds), `ms_per_step`;
-the streaming line adds `ratio`, its throughput over the memory run just before it.
+"streaming"), `comparisons_per_s` (pairs in the timed batches / seconds), `ms_per_step` and
+`cpu_s` (CPU seconds of all the process's threads over the timed steps: what reading adds,
+less sensitive than wall time to other jobs on the machine); the streaming line adds
+`ratio`, its throughput over the memory run just before it.
 
 Scaling: for each of `--sizes` comparisons, a `pets` data set (64-d features, 100 pairs per
 user) is built in `--data_dir` (kept for reruns), and one pass over the training rows (steps
@@ -86,17 +88,18 @@ def timed_fit(method, config, data) -> dict:
   warm, _ = prep.run(dict(prep.state, step=last), prep.pool, prep.method_key,
                      num_steps=t.steps_per_call)
   jax.block_until_ready(warm)
-  ready = time.perf_counter()
+  ready, cpu = time.perf_counter(), time.process_time()
   state, step = prep.state, 0
   while step < t.num_steps:
     state, _ = prep.run(state, prep.pool, prep.method_key, num_steps=t.steps_per_call)
     step = int(jax.block_until_ready(state)["step"])
-  end = time.perf_counter()
+  end, cpu = time.perf_counter(), time.process_time() - cpu
   per_step = comparisons_per_step(method, config, data)
   return dict(steps=t.num_steps, comparisons_per_step=per_step,
               comparisons_per_s=round(t.num_steps * per_step / (end - ready)),
               ms_per_step=round(1e3 * (end - ready) / t.num_steps, 3),
-              wall_s=round(end - ready, 2), compile_s=round(ready - start, 2))
+              wall_s=round(end - ready, 2), cpu_s=round(cpu, 2),
+              compile_s=round(ready - start, 2))
 
 
 def default_rows(data_dir: str) -> None:
