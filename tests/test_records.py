@@ -1,6 +1,7 @@
 """Vectorised decoding of serialised Examples: equal to TFDS's one-by-one decoding."""
 
 import numpy as np
+import pytest
 import tensorflow_datasets as tfds
 
 from vpl.data import records
@@ -45,3 +46,23 @@ def test_other_layouts_are_left_to_tfds():
   assert records.decode([raw[0][:-3]], SPECS, ["a"]) is None  # truncated
   wide = {**SPECS, "a": (np.dtype(np.float32), (4,))}
   assert records.decode(raw, wide, ["a"]) is None  # another shape than the file's
+
+
+def test_record_files_read_rows_across_files_in_any_order(tmp_path):
+  from array_record.python import array_record_module
+  paths, counts, want = [], [3, 0, 4], []
+  for f, count in enumerate(counts):
+    paths.append(str(tmp_path / f"part-{f}"))
+    writer = array_record_module.ArrayRecordWriter(paths[-1], "group_size:1")
+    for i in range(count):
+      want.append(f"file {f} row {i}".encode())
+      writer.write(want[-1])
+    writer.close()
+  files = records.RecordFiles(paths, counts)
+  assert len(files) == 7 and files[4] == want[4]
+  rows = [6, 0, 3, 3, 2, 5]
+  assert files.__getitems__(rows) == [want[r] for r in rows]
+  assert files.__getitems__(sorted(rows)) == [want[r] for r in sorted(rows)]
+  assert files.__getitems__([]) == []
+  with pytest.raises(IndexError, match="asked of 7 records"):
+    files.__getitems__([7])

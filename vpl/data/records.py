@@ -1,5 +1,9 @@
-"""Vectorised decoding of serialised `tf.train.Example` records: a chunk at a time, no loop
-over records.
+"""Reading and decoding serialised `tf.train.Example` records a chunk at a time, with no
+Python loop over records.
+
+`RecordFiles` reads many records of a split's array_record files in one call per file (in
+C++); finding each row's file is one `searchsorted`, where TFDS's data source looks up
+every key in Python (about half the read time for a 50,000-row chunk here).
 
 TFDS decodes array_record examples one at a time in Python (about 100 us a row on the 2-core
 CPU; docs/data.md, 'Streaming'). Here a chunk's records are concatenated into one byte
@@ -19,9 +23,11 @@ BytesList | 2: FloatList | 3: Int64List}, each list {1: packed values}.
 
 from __future__ import annotations
 
+import threading
 from typing import Optional, Sequence
 
 import numpy as np
+from array_record.python import array_record_module
 
 _LEN = 0x0A  # field 1, length-delimited
 _VALUE = 0x12  # field 2, length-delimited (the map entry's value)
@@ -155,3 +161,49 @@ def decode(records: Sequence[bytes], specs: dict[str, tuple[np.dtype, tuple[int,
     return out
   except (_Mismatch, KeyError, IndexError):
     return None
+
+
+class RecordFiles:
+  """Random access to the records of whole array_record files, in file order.
+
+  `__getitems__(rows)` returns the serialised records of `rows` (global row numbers), in
+  that order; `len()` is the number of records. Readers open lazily; one reader per file is
+  shared by the reading threads (array_record reads are thread-safe).
+  """
+
+  def __init__(self, paths: Sequence[str], counts: Sequence[int]):
+    self._paths = list(paths)
+    self._ends = np.cumsum(np.asarray(counts, np.int64))
+    self._readers: list = [None] * len(self._paths)
+    self._lock = threading.Lock()
+
+  def __len__(self) -> int:
+    return int(self._ends[-1]) if len(self._ends) else 0
+
+  def _reader(self, i: int):
+    with self._lock:
+      if self._readers[i] is None:
+        # The options TFDS's data source reads with: no read-ahead for random access.
+        self._readers[i] = array_record_module.ArrayRecordReader(
+            self._paths[i], options="readahead_buffer_size:0", file_reader_buffer_size=32768)
+      return self._readers[i]
+
+  def __getitem__(self, row: int) -> bytes:
+    return self.__getitems__([row])[0]
+
+  def __getitems__(self, rows: Sequence[int]) -> list[bytes]:
+    rows = np.asarray(rows, np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+      raise IndexError(f"rows {rows.min()}..{rows.max()} asked of {len(self)} records.")
+    file = np.searchsorted(self._ends, rows, side="right")
+    order = np.argsort(file, kind="stable")  # the identity when rows are sorted
+    out: list[bytes] = []
+    for f in np.unique(file):
+      first = self._ends[f - 1] if f else 0
+      out += self._reader(int(f)).read((rows[file == f] - first).tolist())
+    if (order == np.arange(len(rows))).all():
+      return out
+    back = [b""] * len(rows)
+    for i, record in zip(order.tolist(), out):
+      back[i] = record
+    return back

@@ -245,7 +245,7 @@ class Opened:
   `features` when the records do not share one layout.
   """
   path: str
-  source: Any  # TFDS ArrayRecordDataSource of raw bytes: len(), [i], __getitems__([i, ...])
+  source: Any  # serialised records: len(), [i], __getitems__([i, ...]) (records.RecordFiles)
   index: dict[str, np.ndarray]
   dtypes: dict[str, np.dtype]
   metadata: dict
@@ -290,8 +290,13 @@ def open_dataset(data_dir: str, config: ComparisonsConfig) -> Opened:
   metadata["shapes"] = {k: tuple(features[k].shape) for k in features.keys()}
   with open(os.path.join(path, INDEX_FILE), "rb") as f:
     index = dict(np.load(f))
-  raw = builder.as_data_source(deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
-  return Opened(path, raw["train"], index,
+  files = builder.info.splits["train"].file_instructions
+  if all(f.skip == 0 and f.take == f.examples_in_shard for f in files):
+    source = records.RecordFiles([f.filename for f in files], [f.take for f in files])
+  else:  # Part of a file: TFDS's own data source knows how to read it.
+    source = builder.as_data_source(
+        deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)["train"]
+  return Opened(path, source, index,
                 {k: np.dtype(features[k].np_dtype) for k in features.keys()}, metadata,
                 features)
 
