@@ -133,3 +133,46 @@ def test_two_processes_match_one_process_with_four_devices(tmp_path):
       np.testing.assert_allclose(np.asarray(flat_two[path].get_value()),
                                  np.asarray(flat_four[path].get_value()),
                                  rtol=1e-4, atol=1e-6, err_msg=f"{name} {path}")
+
+
+@pytest.mark.slow
+def test_two_processes_stream_their_own_sets(tmp_path):
+  """Streamed: each process reads only the rows of the sets its devices train on, and the
+  parameters equal those of one process (4 devices) reading every row."""
+  from experiments.configs import tiny
+  from vpl.data import tfds_builders
+  c = tiny.get_config()
+  data_dir = str(tmp_path / "tfds")
+  tfds_builders.build(
+      tfds_builders.make_config(c.data.source, c.data.kwargs.to_dict(), c.seed), data_dir)
+  stream = ["--config.streaming.enabled=True", f"--config.streaming.data_dir={data_dir}"]
+  two, one = str(tmp_path / "two"), str(tmp_path / "one")
+  coordinator = [f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2"]
+  procs = [_main(two, 2, *stream, *coordinator, f"--process_id={i}") for i in (0, 1)]
+  procs.append(_main(one, 4, *stream))
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-4000:]
+
+  def rows_read(err: str) -> int:
+    line = next(x for x in err.splitlines() if "streaming: process" in x)
+    return int(line.split(" read ")[1].split()[0])
+
+  halves, whole = [rows_read(outs[i][1]) for i in (0, 1)], rows_read(outs[2][1])
+  # Each process reads its half of every batch: fewer rows than one process reading all
+  # (not exactly half: a row drawn in both halves of a chunk is read by both processes).
+  assert all(0 < h < whole for h in halves), (halves, whole)
+  assert sum(halves) >= whole
+
+  from vpl import analysis
+  from flax import nnx
+  run_two, run_one = analysis.load_run(two), analysis.load_run(one)
+  assert run_two.steps == run_one.steps == {"vpl": 20}
+  flat_two = dict(nnx.to_flat_state(nnx.state(run_two.models["vpl"])))
+  flat_one = dict(nnx.to_flat_state(nnx.state(run_one.models["vpl"])))
+  assert flat_two.keys() == flat_one.keys()
+  for path in flat_two:
+    # Same batches; the gradient's all-reduce sums in another order across processes.
+    np.testing.assert_allclose(np.asarray(flat_two[path].get_value()),
+                               np.asarray(flat_one[path].get_value()),
+                               rtol=1e-4, atol=1e-6, err_msg=f"{path}")

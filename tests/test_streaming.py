@@ -156,8 +156,8 @@ def test_memory_stays_bounded(config):
 def test_streaming_errors(config):
   with pytest.raises(ValueError, match="streaming.data_dir is empty"):
     streaming.build(edited(config, **{"streaming.data_dir": ""}))
-  with pytest.raises(ValueError, match="streaming reads synthetic tasks"):
-    streaming.build(edited(config, **{"data.source": "ecdat_train"}))
+  with pytest.raises(ValueError, match="streaming splits by users"):
+    streaming.build(edited(config, **{"eval.split": "temporal"}))
   disk = streaming.build(config)
   em = methods.make_method("maxmin", config)
   with pytest.raises(ValueError, match="maxmin trains with its own loop"):
@@ -175,3 +175,42 @@ def test_streaming_errors(config):
                              jax.random.key(0), num_steps=20, steps_per_call=10)
   with pytest.raises(ValueError, match="steps_per_call steps at a time"):
     reader.chunk(0, 5)
+
+
+@pytest.fixture(scope="module")
+def real_config(tmp_path_factory):
+  """Ecdat's rows built as a data set: filtered and standardised per run."""
+  from experiments.configs import real
+  path = str(tmp_path_factory.mktemp("tfds_real"))
+  tfds_builders.build(tfds_builders.named_config("ecdat_train"), path)
+  return edited(real.get_config("dataset=ecdat_train"), **SHORT, **{
+      "streaming.enabled": True, "streaming.data_dir": path})
+
+
+def test_real_rows_stream_as_in_memory(real_config, tmp_path):
+  """Same users kept, same standardisation, same evaluated users and parameters."""
+  for split in ("users", "validation"):
+    c = edited(real_config, **{"eval.split": split})
+    mem, disk = _in_memory(c), streaming.build(c)
+    for f in dataclasses.fields(mem.evaluated):
+      np.testing.assert_array_equal(getattr(disk.evaluated, f.name),
+                                    getattr(mem.evaluated, f.name), err_msg=f.name)
+    np.testing.assert_array_equal(disk.context_idx, mem.context_idx)
+    np.testing.assert_array_equal(disk.target_mask, mem.target_mask)
+    np.testing.assert_array_equal(disk.train.user_id, mem.train.user_id)
+    np.testing.assert_array_equal(disk.train.pairs_per_user, mem.train.pairs_per_user)
+    assert disk.shares == mem.shares and disk.task is None
+    for k in ("rows", "num_pairs", "num_users", "feature_names", "filters", "split"):
+      assert disk.info[k] == mem.info[k], k
+    for k in ("mean", "std"):
+      np.testing.assert_allclose(disk.info["standardization"][k],
+                                 mem.info["standardization"][k], rtol=1e-12, err_msg=k)
+  pool = disk.train.index_pool()
+  rows = disk.train.read(pool["a"][pool["mask"]], ["a", "b"])
+  for k in ("a", "b"):  # the standardised training features, to the bit
+    np.testing.assert_array_equal(rows[k], getattr(mem.train, k)[mem.train.mask], err_msg=k)
+  for name in ("btl", "vpl"):
+    method = methods.make_method(name, c)
+    want, _ = train.fit(method, c, mem.train, ckpt_dir=str(tmp_path / f"mem_{name}"))
+    got, _ = train.fit(method, c, disk.train, ckpt_dir=str(tmp_path / f"disk_{name}"))
+    assert_trees_equal(_params(got), _params(want))

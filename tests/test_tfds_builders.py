@@ -159,3 +159,16 @@ def test_cli_builds_the_config_data_set(tmp_path):
       "didactic", dict(shares=(0.51, 0.49), num_users=10, pairs_per_user=5, temperature=0.0), 0)
   assert f"{config.name}: 50 rows, 10 users" in proc.stdout
   assert tfds_builders.open_dataset(str(tmp_path), config).num_rows == 50
+
+
+def test_read_falls_back_to_tfds_decoding(built, monkeypatch):
+  """Records of another layout are decoded one by one by TFDS, to the same arrays."""
+  from vpl.data import records
+  data_dir, config = built
+  opened = tfds_builders.open_dataset(data_dir, config)
+  fast = opened.read([5, 0, 5, 119])
+  monkeypatch.setattr(records, "decode", lambda *args: None)
+  slow = opened.read([5, 0, 5, 119])
+  for k in fast:
+    assert slow[k].dtype == fast[k].dtype and slow[k].shape == fast[k].shape, k
+    np.testing.assert_array_equal(slow[k], fast[k], err_msg=k)

@@ -147,14 +147,20 @@ def min_train_pairs(config: ml_collections.ConfigDict) -> int:
   return max(1, config.train.num_context + config.train.num_targets)
 
 
+def min_pairs_by_users(config: ml_collections.ConfigDict) -> tuple[int, str]:
+  """`(pairs a user needs, why)` when users are split (not temporally): training draws
+  `min_train_pairs`, evaluation a context and at least one target."""
+  num_context, min_train = config.eval.num_context, min_train_pairs(config)
+  return max(min_train, num_context + 1), (f"training needs {min_train}; evaluation "
+                                           f"eval.num_context + 1 = {num_context + 1}")
+
+
 def _filter_for_split(rows: Rows, config) -> Rows:
   """Drops users too small for the split and the context size; the report counts them."""
   num_context = config.eval.num_context
   min_train = min_train_pairs(config)
   if config.eval.split != "temporal":
-    need = max(min_train, num_context + 1)
-    return filter_min_pairs(rows, need, f"training needs {min_train}; evaluation "
-                            f"eval.num_context + 1 = {num_context + 1}")
+    return filter_min_pairs(rows, *min_pairs_by_users(config))
   _, inverse, counts = np.unique(rows.arrays["user_id"], return_inverse=True,
                                  return_counts=True)
   earlier = counts - temporal_num_targets(counts, config.data.heldout_fraction)

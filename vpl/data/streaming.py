@@ -15,29 +15,32 @@ identical batches and end with identical parameters (tests/test_streaming.py).
 Host memory: the user index (8 bytes per row and 20 per user), the index pool (5 bytes per
 pair slot) and `streaming.prefetch_chunks` chunks of batches; never the split's features.
 Held-out users are chosen exactly as `split_users` chooses them in memory, and only they are
-loaded (for evaluation).
+loaded (for evaluation). With many processes, each reads only the rows of the sets its own
+devices train on (vpl/data/chunk_reader.py).
+
+Real and imported rows are filtered and standardised per run, as in memory: users with too
+few pairs for the split are dropped by their counts in the user index, and the features'
+mean and standard deviation over the training users' pairs are computed in one chunked pass
+over the file, then applied to every chunk read.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator, Optional
+from typing import Optional, Sequence
 
-import grain
 import jax
 import ml_collections
 import numpy as np
 
-from vpl import seeding
-from vpl.data import tfds_builders
+from vpl.data import chunk_reader, tfds_builders
+from vpl.data.chunk_reader import Batch, Sampler
 from vpl.data.comparisons import UserComparisons, split_users
 from vpl.data.labelling import Task
+from vpl.data.rows import add_filter
 
-Batch = dict[str, Any]
-Sampler = Callable[[jax.Array, Batch], Batch]  # (key, pool) -> batch, as methods draw
-
-# Pool fields a sampler gathers per pair; the reader replaces their row numbers by the rows.
-GATHERED = ("a", "b", "label")
+# `(mean [D], std [D])` (float64) that z-score the features, or None.
+Standardization = Optional[tuple[np.ndarray, np.ndarray]]
 TRUTH = ("true_pref", "pooled_pref", "divergent", "group_pref")
 
 
@@ -68,8 +71,38 @@ def split_positions(index: dict[str, np.ndarray], users: np.ndarray, heldout_fra
   return find(kept.user_id), find(heldout.user_id)
 
 
+def standardized(rows: dict[str, np.ndarray], standardization: Standardization
+                 ) -> dict[str, np.ndarray]:
+  """`rows` with features a and b z-scored as `vpl.data.rows.standardize` does (float64)."""
+  if standardization is None:
+    return rows
+  mean, std = standardization
+  z = lambda x: ((x.astype(np.float64) - mean) / std).astype(np.float32)
+  return {k: z(v) if k in ("a", "b") else v for k, v in rows.items()}
+
+
+def feature_moments(opened: tfds_builders.Opened, users: np.ndarray, *,
+                    chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+  """Mean and standard deviation of the features (a and b) of `users`' pairs, in one pass
+  of `chunk` rows at a time (chunks combined by Chan et al.'s pairwise update); a constant
+  feature's deviation is 1, as in `vpl.data.rows.standardize`."""
+  rows = user_rows(opened.index, users)
+  count, mean, m2 = 0, 0.0, 0.0
+  for i in range(0, len(rows), chunk):
+    read = opened.read(rows[i:i + chunk], ("a", "b"))
+    for x in (read["a"].astype(np.float64), read["b"].astype(np.float64)):
+      x_mean = x.mean(0)
+      delta, total = x_mean - mean, count + len(x)
+      mean = mean + delta * len(x) / total
+      m2 = m2 + ((x - x_mean) ** 2).sum(0) + delta ** 2 * count * len(x) / total
+      count = total
+  std = np.sqrt(m2 / count)
+  return mean, np.where(std > 0, std, 1.0)
+
+
 def load_users(opened: tfds_builders.Opened, users: np.ndarray, *,
-               chunk: int = 8192) -> UserComparisons:
+               standardization: Standardization = None, chunk: int = 8192
+               ) -> UserComparisons:
   """Reads `users` (index positions) into memory, padded to the data set's widest user so
   the layout equals `from_flat` of every row followed by `select_users`."""
   index = opened.index
@@ -77,7 +110,8 @@ def load_users(opened: tfds_builders.Opened, users: np.ndarray, *,
   width = int(user_counts(index).max())
   rows = user_rows(index, users)
   fields = [k for k in ("a", "b", "label") + TRUTH if k in opened.dtypes]
-  parts = [opened.read(rows[i:i + chunk], fields) for i in range(0, len(rows), chunk)]
+  parts = [standardized(opened.read(rows[i:i + chunk], fields), standardization)
+           for i in range(0, len(rows), chunk)]
   flat = {k: np.concatenate([p[k] for p in parts]) for k in fields}
   row_of = np.repeat(np.arange(len(users)), counts)
   slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -107,11 +141,17 @@ class StreamingData:
     users: positions (in `opened.index`) of the training users, in user-id order.
     read_threads: grain threads that read chunks ahead.
     prefetch_chunks: chunks read ahead (each `train.steps_per_call` steps of batches).
+    standardization: applied to the features of every row read (real rows), or None.
   """
   opened: tfds_builders.Opened
   users: np.ndarray
   read_threads: int = 2
   prefetch_chunks: int = 2
+  standardization: Standardization = None
+
+  def read(self, rows: np.ndarray, fields: Sequence[str]) -> dict[str, np.ndarray]:
+    """Records `rows`' `fields`, standardised."""
+    return standardized(self.opened.read(rows, fields), self.standardization)
 
   @property
   def num_users(self) -> int:
@@ -148,110 +188,32 @@ class StreamingData:
                 valid_flat=np.flatnonzero(mask.reshape(-1)).astype(np.int32))
 
   def reader(self, sample_batch: Sampler, method_key: jax.Array, *, num_steps: int,
-             steps_per_call: int, sharding=None) -> "ChunkReader":
+             steps_per_call: int, sharding=None) -> chunk_reader.ChunkReader:
     """The batches a training run of `num_steps` steps draws with `sample_batch`."""
-    return ChunkReader(self, sample_batch, method_key, num_steps=num_steps,
-                       steps_per_call=steps_per_call, sharding=sharding)
-
-
-class ChunkReader:
-  """Chunks of `steps_per_call` batches, read ahead by grain threads, put on the device.
-
-  Chunk c covers steps [start + c S, start + (c + 1) S), cut at `num_steps`; `start` is the
-  step the reader was first asked for (a resumed run starts at its checkpoint's step).
-  """
-
-  def __init__(self, data: StreamingData, sample_batch: Sampler, method_key: jax.Array, *,
-               num_steps: int, steps_per_call: int, sharding=None):
-    self._data, self._num_steps, self._per_call = data, num_steps, steps_per_call
-    self._sharding = sharding
-    cpu = jax.devices("cpu")[0]  # Row picking never touches the accelerator.
-    self._pool = jax.device_put(data.index_pool(), cpu)
-    self._key = jax.device_put(method_key, cpu)
-    draw = lambda pool, key, step: sample_batch(seeding.step_keys(key, step)[0], pool)
-    self._draw = jax.jit(jax.vmap(draw, in_axes=(None, None, 0)))
-    self._chunks: Optional[Iterator] = None
-    self._next_step: Optional[int] = None
-    self.rows_read = 0  # rows fetched from disk so far (for tests and benchmarks)
-    self.max_rows_per_chunk = 0
-
-  def row_numbers(self, steps: np.ndarray) -> Batch:
-    """Each step's batch as row numbers: the method's sampler run on the index pool."""
-    return jax.device_get(self._draw(self._pool, self._key, np.asarray(steps, np.int32)))
-
-  def load(self, first: int) -> Batch:
-    """The host batches `[S, ...]` of the chunk that starts at step `first`."""
-    steps = np.arange(first, min(first + self._per_call, self._num_steps))
-    numbers = self.row_numbers(steps)
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(numbers)
-    gathered = [i for i, (path, _) in enumerate(leaves) if _name(path) in GATHERED]
-    wanted = np.concatenate([leaves[i][1].ravel() for i in gathered])
-    unique, inverse = np.unique(wanted, return_inverse=True)
-    rows = self._data.opened.read(unique, GATHERED)
-    self.rows_read += len(unique)
-    self.max_rows_per_chunk = max(self.max_rows_per_chunk, len(unique))
-    out, offset = [leaf for _, leaf in leaves], 0
-    for i in gathered:
-      path, leaf = leaves[i]
-      name = _name(path)
-      take = inverse[offset:offset + leaf.size]
-      offset += leaf.size
-      out[i] = rows[name][take].reshape(leaf.shape + rows[name].shape[1:])
-    return jax.tree_util.tree_unflatten(treedef, out)
-
-  def _stream(self, start: int) -> Iterator[tuple[int, Batch]]:
-    firsts = list(range(start, self._num_steps, self._per_call))
-    chunks = grain.MapDataset.source(firsts).map(lambda first: (first, self.load(first)))
-    read = chunks.to_iter_dataset(grain.ReadOptions(
-        num_threads=self._data.read_threads,
-        prefetch_buffer_size=self._data.prefetch_chunks))
-    pending = None
-    for first, host in read:
-      # The next chunk's transfer starts before the current one is handed over.
-      on_device = (first, jax.device_put(host, self._sharding) if self._sharding else host)
-      if pending is not None:
-        yield pending
-      pending = on_device
-    if pending is not None:
-      yield pending
-
-  def chunk(self, step: int, num_steps: int) -> Batch:
-    """The batches of steps [step, step + num_steps), on the device."""
-    if self._chunks is None or step != self._next_step:
-      self._chunks = self._stream(step)
-    first, batches = next(self._chunks)
-    size = jax.tree_util.tree_leaves(batches)[0].shape[0]
-    if first != step or size != num_steps:
-      raise ValueError(f"the reader's chunk covers steps [{first}, {first + size}) but steps "
-                       f"[{step}, {step + num_steps}) were asked for; call it with "
-                       f"train.steps_per_call steps at a time, as train.fit does.")
-    self._next_step = step + num_steps
-    return batches
-
-
-def _name(path) -> Optional[str]:
-  last = path[-1]
-  return getattr(last, "key", None)
+    return chunk_reader.ChunkReader(self, sample_batch, method_key, num_steps=num_steps,
+                                    steps_per_call=steps_per_call, sharding=sharding)
 
 
 def build(config: ml_collections.ConfigDict):
-  """The streaming counterpart of `vpl.data.sources.build` for synthetic tasks.
+  """The streaming counterpart of `vpl.data.sources.build`, for data split by users.
 
   The training users stay on disk (`StreamingData`); the evaluated users are those
   `sources.build` picks in memory (held-out, or validation users carved from the training
-  users), loaded with the same layout, context pairs and targets.
+  users), loaded with the same layout, context pairs and targets. Real and imported rows
+  are filtered (users with too few pairs) and standardised as in memory.
 
   Returns:
-    `sources.ExperimentData` whose `train` is a `StreamingData`; its `task.data` holds only
-    the evaluated users and `task.true_reward` is None (the generator is not run again).
+    `sources.ExperimentData` whose `train` is a `StreamingData`. For a synthetic task, its
+    `task.data` holds only the evaluated users and `task.true_reward` is None (the generator
+    is not run again); real rows have no task, as in memory.
   """
   from vpl.data import sources, tasks  # The experiment's data layer; imported when asked.
   s, d = config.streaming, config.data
-  if not tasks.is_task(d.source) or config.eval.split == "temporal":
+  if config.eval.split == "temporal":
     raise ValueError(
-        f"streaming reads synthetic tasks split by users; data.source = {d.source!r}, "
-        f"eval.split = {config.eval.split!r}. Real rows are filtered and standardised per run "
-        f"in memory: set streaming.enabled = False for them.")
+        "streaming splits by users; eval.split = 'temporal' holds out each user's latest "
+        "pairs, which streaming does not implement: set eval.split = 'users' (or "
+        "'validation'), or streaming.enabled = False.")
   if d.source in tasks.SHARED_POOL and config.eval.unseen_fraction > 0:
     raise ValueError(
         f"{d.source} shares one pool of pairs among users, and eval.unseen_fraction = "
@@ -262,16 +224,43 @@ def build(config: ml_collections.ConfigDict):
                      "the --data_dir given to experiments/build_datasets.py.")
   builder_config = tfds_builders.make_config(d.source, d.kwargs.to_dict(), config.seed)
   opened = tfds_builders.open_dataset(s.data_dir, builder_config)
-  kept = np.arange(len(opened.index["user_id"]))
+  meta, counts = opened.metadata, user_counts(opened.index)
+  synthetic = tasks.is_task(d.source)
+  kept = np.arange(len(counts))
+  if not synthetic:
+    need, why = sources.min_pairs_by_users(config)
+    kept = np.flatnonzero(counts >= need)
+    if not len(kept):
+      raise ValueError(f"{meta['task']}: every user has fewer than {need} pairs ({why}); the "
+                       f"most any user has is {counts.max()}. Lower the context size.")
+    filters = add_filter(meta["filters"], f"users with fewer than {need} pairs ({why})",
+                         pairs=int(counts[counts < need].sum()), users=int((counts < need).sum()))
+  everyone = kept
   for seed in sources.split_seeds(config.seed, config.eval.split):
     kept, evaluated = split_positions(opened.index, kept, d.heldout_fraction, seed)
-  data = load_users(opened, evaluated)
+  standardization = None
+  if not synthetic and d.standardize:
+    standardization = feature_moments(opened, kept)
+  data = load_users(opened, evaluated, standardization=standardization)
   context_idx, target_mask = sources.split_context_target(
       data, config.eval.num_context, seed=sources.context_seed(config.seed))
-  meta = opened.metadata
-  shares = tuple(meta["shares"])
-  task = Task(meta["task"], data, None, shares)
-  info = dict(source=d.source, split=config.eval.split, streaming=opened.path)
-  return sources.ExperimentData(meta["task"], StreamingData(
-      opened, kept, s.read_threads, s.prefetch_chunks), data, context_idx, target_mask, None,
-      shares, task, info)
+  train = StreamingData(opened, kept, s.read_threads, s.prefetch_chunks, standardization)
+  if synthetic:
+    shares = tuple(meta["shares"])
+    info = dict(source=d.source, split=config.eval.split, streaming=opened.path)
+    return sources.ExperimentData(meta["task"], train, data, context_idx, target_mask, None,
+                                  shares, Task(meta["task"], data, None, shares), info)
+  groups = np.maximum(opened.index["group"][everyone], 0)
+  shares = tuple(float(c) / len(everyone) for c in np.bincount(groups))
+  info = dict(source=d.source, rows=meta["task"], split=config.eval.split,
+              num_pairs=int(counts[everyone].sum()), num_users=len(everyone),
+              feature_names=meta["feature_names"], group_names=meta["group_names"],
+              filters=filters, **{k: v for k, v in meta["info"].items()
+                                  if k not in ("user_names", "pair_id_names")})
+  if standardization is not None:
+    info["standardization"] = dict(
+        mean=standardization[0].tolist(), std=standardization[1].tolist(),
+        fit_on="features of the training users' pairs (no labels)")
+  info["streaming"] = opened.path
+  return sources.ExperimentData(d.source, train, data, context_idx, target_mask, None, shares,
+                                None, info)

@@ -31,7 +31,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from vpl import seeding
-from vpl.data import tasks
+from vpl.data import records, tasks
 from vpl.data.comparisons import UserComparisons
 
 NAME = "vpl_comparisons"
@@ -238,12 +238,18 @@ def build(config: ComparisonsConfig, data_dir: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Opened:
-  """A built data set: its random-access records, user index, features and metadata."""
+  """A built data set: its random-access records, user index, features and metadata.
+
+  `source` returns the serialised records (`__getitems__` reads many in one call, in C++);
+  `read` decodes them a chunk at a time (vpl/data/records.py), or one by one with TFDS's
+  `features` when the records do not share one layout.
+  """
   path: str
-  source: Any  # TFDS ArrayRecordDataSource: len(), [i], __getitems__([i, ...])
+  source: Any  # serialised records: len(), [i], __getitems__([i, ...]) (records.RecordFiles)
   index: dict[str, np.ndarray]
   dtypes: dict[str, np.dtype]
   metadata: dict
+  features: Any = None  # tfds.features.FeaturesDict: the one-by-one fallback
 
   @property
   def num_rows(self) -> int:
@@ -257,9 +263,14 @@ class Opened:
            ) -> dict[str, np.ndarray]:
     """The fields of records `rows` (in that order), stacked: `{field: [len(rows), ...]}`."""
     fields = tuple(self.dtypes) if fields is None else tuple(fields)
-    records = self.source.__getitems__([int(r) for r in rows])
-    return {k: np.asarray([r[k] for r in records], self.dtypes[k]).reshape(
-        (len(records),) + self._shape(k)) for k in fields}
+    raw = self.source.__getitems__(np.asarray(rows, np.int64).tolist())
+    specs = {k: (self.dtypes[k], self._shape(k)) for k in fields}
+    decoded = records.decode(raw, specs, fields)
+    if decoded is not None:
+      return decoded
+    examples = [self.features.deserialize_example_np(r) for r in raw]
+    return {k: np.asarray([e[k] for e in examples], self.dtypes[k]).reshape(
+        (len(examples),) + self._shape(k)) for k in fields}
 
   def _shape(self, field: str) -> tuple[int, ...]:
     return tuple(self.metadata["shapes"][field])
@@ -279,8 +290,15 @@ def open_dataset(data_dir: str, config: ComparisonsConfig) -> Opened:
   metadata["shapes"] = {k: tuple(features[k].shape) for k in features.keys()}
   with open(os.path.join(path, INDEX_FILE), "rb") as f:
     index = dict(np.load(f))
-  return Opened(path, builder.as_data_source()["train"], index,
-                {k: np.dtype(features[k].np_dtype) for k in features.keys()}, metadata)
+  files = builder.info.splits["train"].file_instructions
+  if all(f.skip == 0 and f.take == f.examples_in_shard for f in files):
+    source = records.RecordFiles([f.filename for f in files], [f.take for f in files])
+  else:  # Part of a file: TFDS's own data source knows how to read it.
+    source = builder.as_data_source(
+        deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)["train"]
+  return Opened(path, source, index,
+                {k: np.dtype(features[k].np_dtype) for k in features.keys()}, metadata,
+                features)
 
 
 def read_rows(opened: Opened, chunk: int = 8192) -> dict[str, np.ndarray]:
