@@ -138,3 +138,19 @@ def test_predict_users_in_chunks_matches_one_call(tiny_config):
   p_2, _ = evaluate.predict_users(method, model, task.data, context_idx2)
   assert np.abs(p_2[0] - p_a[0]).max() > 1e-6
   np.testing.assert_allclose(p_2[1:], p_a[1:], rtol=1e-6, atol=1e-7)
+
+
+def test_predict_users_compiles_once_per_block_shape(tiny_config):
+  task = synthetic.didactic(num_users=17, pairs_per_user=10, seed=0)
+  context_idx, _ = split_context_target(task.data, 4, seed=0)
+  method = methods.make_method("vpl", tiny_config)
+  model = method.make_model(2, nnx.Rngs(0))
+  before = evaluate._predict_block._cache_size()
+  first, _ = evaluate.predict_users(method, model, task.data, context_idx, users_per_call=7)
+  after_first = evaluate._predict_block._cache_size()
+  again, _ = evaluate.predict_users(method, model, task.data, context_idx, users_per_call=7)
+  assert after_first - before == 1  # 17 users = blocks of 7, 7 and a padded 3: one shape
+  assert evaluate._predict_block._cache_size() == after_first  # no recompile on a new call
+  np.testing.assert_array_equal(first, again)
+  whole, _ = evaluate.predict_users(method, model, task.data, context_idx)
+  np.testing.assert_allclose(first, whole, rtol=1e-6, atol=1e-7)
