@@ -37,15 +37,20 @@ def _in_memory(config):
   return sources.build(edited(config, **{"streaming.enabled": False}))
 
 
+def _assert_same_evaluation(mem, disk):
+  """The same evaluated users, field by field, and the same context and target choice."""
+  for f in dataclasses.fields(mem.evaluated):
+    np.testing.assert_array_equal(getattr(disk.evaluated, f.name),
+                                  getattr(mem.evaluated, f.name), err_msg=f.name)
+  np.testing.assert_array_equal(disk.context_idx, mem.context_idx)
+  np.testing.assert_array_equal(disk.target_mask, mem.target_mask)
+
+
 def test_evaluated_users_match_memory(config):
   for split in ("users", "validation"):
     c = edited(config, **{"eval.split": split})
     mem, disk = _in_memory(c), streaming.build(c)
-    for f in dataclasses.fields(mem.evaluated):
-      np.testing.assert_array_equal(getattr(disk.evaluated, f.name),
-                                    getattr(mem.evaluated, f.name), err_msg=f.name)
-    np.testing.assert_array_equal(disk.context_idx, mem.context_idx)
-    np.testing.assert_array_equal(disk.target_mask, mem.target_mask)
+    _assert_same_evaluation(mem, disk)
     ids = disk.train.opened.index["user_id"][disk.train.users]
     np.testing.assert_array_equal(ids, mem.train.user_id)
     np.testing.assert_array_equal(disk.train.pairs_per_user, mem.train.pairs_per_user)
@@ -192,11 +197,7 @@ def test_real_rows_stream_as_in_memory(real_config, tmp_path):
   for split in ("users", "validation"):
     c = edited(real_config, **{"eval.split": split})
     mem, disk = _in_memory(c), streaming.build(c)
-    for f in dataclasses.fields(mem.evaluated):
-      np.testing.assert_array_equal(getattr(disk.evaluated, f.name),
-                                    getattr(mem.evaluated, f.name), err_msg=f.name)
-    np.testing.assert_array_equal(disk.context_idx, mem.context_idx)
-    np.testing.assert_array_equal(disk.target_mask, mem.target_mask)
+    _assert_same_evaluation(mem, disk)
     np.testing.assert_array_equal(disk.train.user_id, mem.train.user_id)
     np.testing.assert_array_equal(disk.train.pairs_per_user, mem.train.pairs_per_user)
     assert disk.shares == mem.shares and disk.task is None
