@@ -1,11 +1,12 @@
-"""vpl/data/drift.py and vpl/recency.py: switch times and truth exact, weights by hand, split."""
+"""vpl/data/drift.py and vpl/data/recency.py: switch times and truth exact, weights by hand, split."""
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from vpl import config_checks, configs, recency
+from vpl import config_checks, configs
+from vpl.data import recency
 from vpl.data import drift, sources, tasks
 from vpl.models.vpl import VPLModel
 

@@ -20,8 +20,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from vpl import (adapt, best_of_n, config_checks, configs, distributed, evaluate, methods,
-                 recency, report, seeding, selection, size_selection, stability,
+from vpl import (adapt, best_of_n, config_checks, configs, distributed, drift_report,
+                 evaluate, methods, report, seeding, selection, size_selection, stability,
                  stability_report, train)
 from vpl.data import fingerprint, sources, streaming
 from vpl.data.comparisons import UserComparisons
@@ -198,10 +198,10 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
     if "active_units" in scores:
       results.setdefault("active_units", {})[name] = scores["active_units"]
     models[name] = (method, model)
-  # A recency-weighted context against the unweighted one on the same users (vpl/recency.py).
+  # A recency-weighted context against the unweighted one on the same users (drift_report).
   if exp.context_weight is not None:
-    results["drift"] = recency.drift_report(config.model.context_recency, exp, models,
-                                            results["methods"])
+    results["drift"] = drift_report.report(config.model.context_recency, exp, models,
+                                           results["methods"])
   # Re-asked data: who has a stable preference, and what the models did with each kind.
   if exp.truth is not None:
     results["stability"] = stability_report.report(config, exp, models)

@@ -65,7 +65,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   # product: r = <phi(s), psi(z)> | concat: r = MLP([s, z]) (the paper's). With free bits,
   # the product decoder is what keeps VPL from collapsing on ufp4 (README, "Posterior collapse").
   c.model.decoder = "product"
-  # How much each context pair counts when a user's context is pooled (vpl/recency.py):
+  # How much each context pair counts when a user's context is pooled (vpl/data/recency.py):
   # all | latest:N (only the N latest) | exp:H (weight halves every H answers). Needs the
   # temporal split, whose contexts are in time order.
   c.model.context_recency = "all"

@@ -22,8 +22,8 @@ from typing import Callable, Optional
 import ml_collections
 import numpy as np
 
-from vpl import recency, seeding
-from vpl.data import byo, ecdat, movielens, packaged, pairs, reasked, tasks
+from vpl import seeding
+from vpl.data import byo, ecdat, movielens, packaged, pairs, reasked, recency, tasks
 from vpl.data.comparisons import (UserComparisons, split_context_target, split_temporal,
                                   split_users, temporal_num_targets)
 from vpl.data.labelling import Task
@@ -78,7 +78,7 @@ class ExperimentData:
     task: the synthetic generator (knows the rewards), or None for real or imported data.
     info: what results.json records about the data: source, split, filters, features.
     context_weight: `[U, N]` weight of each context pair when a method pools the context
-      (`model.context_recency`, vpl/recency.py), or None: every context pair counts fully.
+      (`model.context_recency`, vpl/data/recency.py), or None: every context pair counts fully.
     truth: with `data.reask`, which users and answers are genuine, non-attitude or
       constructed (vpl/data/reasked.py); None otherwise.
   """
