@@ -7,6 +7,7 @@ checks them first and exits with one line that names the file, key or field and 
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import sys
@@ -91,3 +92,18 @@ def define_config(default: Optional[str], help: str) -> None:
     sys.stderr.write(f"error: {error}\n")
     sys.exit(2)
   config_flags.DEFINE_config_file("config", default, help, lock_config=True)
+
+
+def parse_sets(items: Sequence[str]) -> dict:
+  """`["a.b=1", ...]` -> `{"a.b": 1, ...}`; a value that is not a Python literal is a string."""
+  out = {}
+  for item in items:
+    field, sep, value = item.partition("=")
+    if not sep or not field:
+      raise ValueError(f"--set={item!r} is not FIELD=VALUE; write e.g. "
+                       f"--set=model.encoder=deepsets.")
+    try:
+      out[field] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      out[field] = value
+  return out

@@ -11,11 +11,11 @@ Task T, seed N runs in DIR/T/seed_N (resumable like experiments.main). Writes DI
 table over seeds and its claims checked per seed) and DIR/summary.json.
 """
 
-import ast
 import os
 
 from absl import app, flags, logging
 
+from experiments.cli import parse_sets
 from experiments.configs import compare
 from vpl import configs, report
 from vpl.experiment import run_seeds
@@ -29,20 +29,6 @@ flags.DEFINE_multi_string("set", [], "FIELD=VALUE applied to every task's config
                           "--set=model.encoder=deepsets (VALUE as a Python literal, else a "
                           "string); repeat the flag for several.")
 
-
-def parse_sets(items):
-  """`["a.b=1", ...]` -> `{"a.b": 1, ...}`; a value that is not a Python literal is a string."""
-  out = {}
-  for item in items:
-    field, sep, value = item.partition("=")
-    if not sep or not field:
-      raise ValueError(f"--set={item!r} is not FIELD=VALUE; write e.g. "
-                       f"--set=model.encoder=deepsets.")
-    try:
-      out[field] = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      out[field] = value
-  return out
 
 
 def main(argv):

@@ -130,7 +130,7 @@ def test_claims_text_and_summary_files(tmp_path):
 
 
 def test_compare_tasks_set_flag_parses_literals_and_strings():
-  from experiments.compare_tasks import parse_sets
+  from experiments.cli import parse_sets  # compare_tasks itself defines absl flags
   got = parse_sets(["model.encoder=deepsets", "train.num_steps=10", "model.hidden=(8, 8)"])
   assert got == {"model.encoder": "deepsets", "train.num_steps": 10, "model.hidden": (8, 8)}
   with pytest.raises(ValueError, match="--set='model.encoder' is not FIELD=VALUE"):

@@ -51,14 +51,6 @@ def test_deepsets_encoder_runs_one_layer_per_pair_and_the_rest_per_set():
     SetEncoder(D, (8,), 8, L, layout="perpair", rngs=nnx.Rngs(0))
 
 
-def test_btl_pair_equals_two_separate_calls():
-  model = BTLReward(D, (16, 16), rngs=nnx.Rngs(0))
-  a, b, _ = _context()
-  reward_a, reward_b = model.pair(jnp.asarray(a), jnp.asarray(b))
-  np.testing.assert_allclose(reward_a, model(jnp.asarray(a)), rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(reward_b, model(jnp.asarray(b)), rtol=1e-5, atol=1e-6)
-
-
 def _encode(encoder, a, b, label, mask=None):
   return [np.asarray(x) for x in encoder(jnp.asarray(a), jnp.asarray(b), jnp.asarray(label),
                                          None if mask is None else jnp.asarray(mask))]

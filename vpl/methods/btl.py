@@ -29,14 +29,16 @@ def make(config: ml_collections.ConfigDict) -> Method:
 
   def loss(model, batch, key, step):
     del key, step
-    reward_a, reward_b = model.pair(batch["a"], batch["b"])
-    logit = condition_bias.apply(model, reward_a - reward_b, batch)
+    # a and b go through the network separately (not as one concatenated batch): then the
+    # gradient of a parameter that cancels in r(a) - r(b) (the last layer's bias) is exactly
+    # zero, and 1 and N devices end with the same parameters (tests/test_device_equivalence).
+    logit = condition_bias.apply(model, model(batch["a"]) - model(batch["b"]), batch)
     value = losses.bt_loss(logit, batch["label"])
     return value, dict(loss=value, nll=value)
 
   def predict(model, context, targets):
     del context
-    reward_a, reward_b = model.pair(targets["a"], targets["b"])
+    reward_a, reward_b = model(targets["a"]), model(targets["b"])
     logit = condition_bias.apply(model, reward_a - reward_b, targets)
     return logit, dict(reward_a=reward_a, reward_b=reward_b)
 

@@ -205,9 +205,10 @@ class VPLModel(nnx.Module):
     z = mu
     if key is not None:
       z = mu + jnp.exp(0.5 * log_var) * jax.random.normal(key, mu.shape, mu.dtype)
-    # a and b go through the decoder as one batch: one matmul per layer, not two.
-    num_targets = targets["a"].shape[1]
-    reward_ab = self.reward(jnp.concatenate([targets["a"], targets["b"]], 1), z[:, None, :])
-    reward_a, reward_b = reward_ab[:, :num_targets], reward_ab[:, num_targets:]
+    # a and b go through the decoder separately, not as one concatenated batch: a parameter
+    # that cancels in r(a) - r(b) (the item tower's last bias) then gets an exactly zero
+    # gradient, and 1 and N devices end with the same parameters.
+    z_Bx1xL = z[:, None, :]
+    reward_a, reward_b = self.reward(targets["a"], z_Bx1xL), self.reward(targets["b"], z_Bx1xL)
     aux = dict(mu=mu, log_var=log_var, z=z, reward_a=reward_a, reward_b=reward_b)
     return condition_bias.apply(self, reward_a - reward_b, targets), aux
