@@ -4,7 +4,8 @@ Sizes (`--sizes`):
   control  like for like with the official VPL code's control experiment: 2-D states, 256 sets
            x 16 pairs per step with targets = context (4,096 comparisons); BTL an MLP with 2
            hidden layers of 256 (the official `MLPModel`); VPL's decoder 3 hidden layers of
-           256 on [s, z] (concat) with latent 32. VPL's encoder is the project's own
+           256 on [s, z] (concat) with latent 32; LeakyReLU 0.2 between layers as in the
+           official code (`--control_activation=gelu` for this project's default). VPL's encoder is the project's own
            permutation-invariant one, not the official encoder of the flattened set, in both
            layouts (`--encoders`): deepsets (one 256-wide layer per pair, mean-pooled, then
            the hidden layers once per set) and pairwise (the hidden layers on every pair).
@@ -42,6 +43,8 @@ flags.DEFINE_list("methods", ["btl", "vpl"], "Methods to time.")
 flags.DEFINE_list("sizes", ["control", "default"], "Sizes to time: control, default.")
 flags.DEFINE_list("encoders", ["deepsets", "pairwise"], "VPL encoder layouts to time "
                   "(model.encoder): deepsets, pairwise.")
+flags.DEFINE_string("control_activation", "leaky_relu", "model.activation of the control "
+                    "rows: leaky_relu (slope 0.2) is the official code's; gelu this project's.")
 flags.DEFINE_integer("feature_dim", 2, "Width of each option's features (2: the official "
                      "code's 2-D states).")
 flags.DEFINE_list("embedding_dims", ["768", "4096"], "Extra rows at the default size with "
@@ -66,7 +69,8 @@ def size_config(size: str, method: str, encoder: str = "pairwise", dtype: str = 
       "model.hidden": hidden, "model.embed_dim": 256, "model.latent_dim": 32,
       "model.decoder": "concat", "train.batch_sets": 256, "train.num_context": 16,
       "train.num_targets": 16, "loss.target_mode": "context",
-      "train.steps_per_call": FLAGS.steps_per_call, "model.encoder": encoder})
+      "train.steps_per_call": FLAGS.steps_per_call, "model.encoder": encoder,
+      "model.activation": FLAGS.control_activation})
 
 
 def sgemm_gflops() -> float:
@@ -134,6 +138,7 @@ def time_method(name, size, data, sgemm, encoder="pairwise", dtype="float32"):
   params = sum(x.size for x in jax.tree.leaves(state["params"]))
   gflops = flops / ms_per_step / 1e6
   return dict(method=name, size=size, encoder=encoder if name == "vpl" else None,
+              activation=config.model.activation,
               feature_dim=int(data.a.shape[-1]), pool_dtype=dtype,
               device=jax.devices()[0].device_kind,
               num_devices=jax.device_count(), params=int(params),

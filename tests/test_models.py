@@ -208,3 +208,18 @@ def test_bad_encoder_arguments_raise():
     SetEncoder(D, (8,), 8, L, pooling="max", rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match=r"model.embed_dim = 10 .*model.num_heads = 4"):
     SetEncoder(D, (8,), 10, L, pooling="attention", num_heads=4, rngs=nnx.Rngs(0))
+
+
+def test_mlp_activation_is_leaky_relu_when_asked_and_names_the_choices():
+  mlp = MLP(D, (8,), 1, activation="leaky_relu", rngs=nnx.Rngs(0))
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(5, D)).astype(np.float32))
+  h = mlp.layers[0](x)
+  want = mlp.layers[1](jnp.where(h > 0, h, 0.2 * h))
+  np.testing.assert_allclose(mlp(x), want, rtol=1e-6, atol=1e-7)
+  gelu = MLP(D, (8,), 1, rngs=nnx.Rngs(0))  # same initial weights, GELU between them
+  assert np.abs(np.asarray(gelu(x) - mlp(x))).max() > 1e-4
+  with pytest.raises(ValueError, match="model.activation = 'relu'.*gelu.*leaky_relu"):
+    MLP(D, (8,), 1, activation="relu", rngs=nnx.Rngs(0))
+  model = VPLModel(D, hidden=(8,), embed_dim=8, latent_dim=L, decoder="concat",
+                   activation="leaky_relu", rngs=nnx.Rngs(0))
+  assert model.decoder.mlp.activation is mlp.activation

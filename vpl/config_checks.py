@@ -85,6 +85,7 @@ RULES: dict[str, Rule] = {
     "model.num_heads": _int(1),
     "model.pooling": _choice("mean", "attention", "bayes"),
     "model.encoder": _choice("pairwise", "deepsets"),
+    "model.activation": _choice("gelu", "leaky_relu"),
     "model.decoder": _choice("product", "concat"),
     "model.context_recency": (_recency_ok, "'all', 'latest:N' (N >= 1) or 'exp:H' (H > 0)"),
     "model.condition_bias": _bool(),

@@ -60,6 +60,8 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   # pairwise: the hidden layers run on every context pair before pooling | deepsets: one
   # layer per pair, the hidden layers once per set after pooling (about 1/N of the cost).
   c.model.encoder = "pairwise"
+  # gelu | leaky_relu (slope 0.2, the official code's) between the layers of BTL and VPL.
+  c.model.activation = "gelu"
   c.model.num_heads = 4
   c.model.learned_prior = False
   # product: r = <phi(s), psi(z)> | concat: r = MLP([s, z]) (the paper's). With free bits,

@@ -25,7 +25,8 @@ def num_conditions(config: ml_collections.ConfigDict) -> int:
 def make(config: ml_collections.ConfigDict) -> Method:
   def make_model(feature_dim, rngs):
     return BTLReward(feature_dim, tuple(config.model.hidden),
-                     num_conditions=num_conditions(config), rngs=rngs)
+                     num_conditions=num_conditions(config),
+                     activation=config.model.get("activation", "gelu"), rngs=rngs)
 
   def loss(model, batch, key, step):
     del key, step

@@ -32,7 +32,8 @@ def make(config: ml_collections.ConfigDict) -> Method:
                     latent_dim=m.latent_dim, pooling=m.pooling, num_heads=m.num_heads,
                     learned_prior=m.learned_prior, decoder=m.decoder,
                     encoder=m.get("encoder", "pairwise"),
-                    num_conditions=btl.num_conditions(config), rngs=rngs)
+                    num_conditions=btl.num_conditions(config),
+                    activation=m.get("activation", "gelu"), rngs=rngs)
 
   def loss(model, batch, key, step):
     logits, aux = model(batch["context"], batch["targets"], key)

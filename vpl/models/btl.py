@@ -14,8 +14,8 @@ class BTLReward(nnx.Module):
   shared position-bias tower of vpl/models/condition_bias.py)."""
 
   def __init__(self, feature_dim: int, hidden: Sequence[int], *, num_conditions: int = 0,
-               rngs: nnx.Rngs):
-    self.net = MLP(feature_dim, hidden, 1, rngs=rngs)
+               activation: str = "gelu", rngs: nnx.Rngs):
+    self.net = MLP(feature_dim, hidden, 1, activation=activation, rngs=rngs)
     self.condition_bias = condition_bias.make(num_conditions)
 
   def __call__(self, s_xD: jax.Array) -> jax.Array:

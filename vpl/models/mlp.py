@@ -6,16 +6,28 @@ import jax
 from flax import nnx
 
 
+# The nonlinearity between layers (`model.activation`): GELU (tanh form) is this project's;
+# LeakyReLU with slope 0.2 is the official VPL code's.
+ACTIVATIONS = {"gelu": nnx.gelu, "leaky_relu": lambda x: nnx.leaky_relu(x, 0.2)}
+
+
+def activation_fn(name: str):
+  if name not in ACTIVATIONS:
+    raise ValueError(f"model.activation = {name!r}; choose one of {sorted(ACTIVATIONS)}.")
+  return ACTIVATIONS[name]
+
+
 class MLP(nnx.Module):
-  """Dense layers with GELU between them and a linear output layer."""
+  """Dense layers with a nonlinearity (GELU by default) between them, a linear output layer."""
 
   def __init__(self, in_features: int, hidden: Sequence[int], out_features: int, *,
-               rngs: nnx.Rngs):
+               activation: str = "gelu", rngs: nnx.Rngs):
     sizes = [in_features, *hidden, out_features]
+    self.activation = activation_fn(activation)
     self.layers = nnx.List(
         [nnx.Linear(i, o, rngs=rngs) for i, o in zip(sizes[:-1], sizes[1:])])
 
   def __call__(self, x: jax.Array) -> jax.Array:
     for layer in self.layers[:-1]:
-      x = nnx.gelu(layer(x))
+      x = self.activation(layer(x))
     return self.layers[-1](x)

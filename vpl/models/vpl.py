@@ -49,7 +49,7 @@ class SetEncoder(nnx.Module):
 
   def __init__(self, feature_dim: int, hidden: Sequence[int], embed_dim: int,
                latent_dim: int, *, pooling: str = "mean", num_heads: int = 4,
-               layout: str = "pairwise", rngs: nnx.Rngs):
+               layout: str = "pairwise", activation: str = "gelu", rngs: nnx.Rngs):
     if pooling not in ("mean", "attention", "bayes"):
       raise ValueError(f"model.pooling = {pooling!r}; choose 'mean', 'attention' or 'bayes'.")
     if layout not in ("pairwise", "deepsets"):
@@ -64,7 +64,8 @@ class SetEncoder(nnx.Module):
     # (with its nonlinearity) on each pair, pool, then the hidden layers once per set.
     pair_hidden, head_hidden = (((), tuple(hidden)) if self.deepsets
                                 else (tuple(hidden), tuple(hidden[-1:])))
-    self.pair = MLP(2 * feature_dim + 1, pair_hidden, embed_dim, rngs=rngs)
+    self.pair = MLP(2 * feature_dim + 1, pair_hidden, embed_dim, activation=activation,
+                    rngs=rngs)
     # nnx.data: attention is a submodule or None; a plain None would make the attribute
     # static, and assigning the module below would then raise.
     self.attention = nnx.data(None)
@@ -74,7 +75,7 @@ class SetEncoder(nnx.Module):
                          f"model.num_heads = {num_heads}; make it a multiple.")
       self.attention = nnx.MultiHeadAttention(
           num_heads=num_heads, in_features=embed_dim, decode=False, rngs=rngs)
-    self.head = MLP(embed_dim, head_hidden, 2 * latent_dim, rngs=rngs)
+    self.head = MLP(embed_dim, head_hidden, 2 * latent_dim, activation=activation, rngs=rngs)
 
   def __call__(self, a_BxNxD: jax.Array, b_BxNxD: jax.Array, y_BxN: jax.Array,
                mask_BxN: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
@@ -85,7 +86,7 @@ class SetEncoder(nnx.Module):
     h_BxNxH = self.pair(jnp.concatenate(
         [preferred_BxNxD, other_BxNxD, jnp.abs(2 * y_BxNx1 - 1)], -1))
     if self.deepsets:
-      h_BxNxH = nnx.gelu(h_BxNxH)
+      h_BxNxH = self.pair.activation(h_BxNxH)
     if self.attention is not None:
       attn_mask = None
       if mask_BxN is not None:
@@ -114,9 +115,9 @@ class ProductDecoder(nnx.Module):
   """
 
   def __init__(self, feature_dim: int, latent_dim: int, hidden: Sequence[int], width: int, *,
-               rngs: nnx.Rngs):
-    self.item = MLP(feature_dim, hidden, width, rngs=rngs)
-    self.user = MLP(latent_dim, hidden[-1:], width, rngs=rngs)
+               activation: str = "gelu", rngs: nnx.Rngs):
+    self.item = MLP(feature_dim, hidden, width, activation=activation, rngs=rngs)
+    self.user = MLP(latent_dim, hidden[-1:], width, activation=activation, rngs=rngs)
 
   def __call__(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
     return (self.item(s_xD) * self.user(z_xL)).sum(-1)
@@ -131,16 +132,16 @@ class ConcatDecoder(nnx.Module):
   """
 
   def __init__(self, feature_dim: int, latent_dim: int, hidden: Sequence[int], *,
-               rngs: nnx.Rngs):
+               activation: str = "gelu", rngs: nnx.Rngs):
     self.feature_dim = feature_dim
-    self.mlp = MLP(feature_dim + latent_dim, hidden, 1, rngs=rngs)
+    self.mlp = MLP(feature_dim + latent_dim, hidden, 1, activation=activation, rngs=rngs)
 
   def __call__(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
     first, *rest = self.mlp.layers
     kernel = first.kernel[...]
     x = s_xD @ kernel[:self.feature_dim] + (z_xL @ kernel[self.feature_dim:] + first.bias[...])
     for layer in rest:
-      x = layer(nnx.gelu(x))
+      x = layer(self.mlp.activation(x))
     return x[..., 0]
 
 
@@ -151,7 +152,8 @@ class VPLModel(nnx.Module):
   def __init__(self, feature_dim: int, *, hidden: Sequence[int], embed_dim: int,
                latent_dim: int, pooling: str = "mean", num_heads: int = 4,
                learned_prior: bool = False, decoder: str = "concat",
-               encoder: str = "pairwise", num_conditions: int = 0, rngs: nnx.Rngs):
+               encoder: str = "pairwise", num_conditions: int = 0,
+               activation: str = "gelu", rngs: nnx.Rngs):
     self.latent_dim = latent_dim
     self.condition_bias = condition_bias.make(num_conditions)
     if pooling == "bayes" and learned_prior:
@@ -159,11 +161,14 @@ class VPLModel(nnx.Module):
                        "prior; it cannot be combined with model.learned_prior = True. Set one "
                        "of them off.")
     self.encoder = SetEncoder(feature_dim, hidden, embed_dim, latent_dim, pooling=pooling,
-                              num_heads=num_heads, layout=encoder, rngs=rngs)
+                              num_heads=num_heads, layout=encoder, activation=activation,
+                              rngs=rngs)
     if decoder == "concat":
-      self.decoder = ConcatDecoder(feature_dim, latent_dim, hidden, rngs=rngs)
+      self.decoder = ConcatDecoder(feature_dim, latent_dim, hidden, activation=activation,
+                                   rngs=rngs)
     elif decoder == "product":
-      self.decoder = ProductDecoder(feature_dim, latent_dim, hidden, embed_dim, rngs=rngs)
+      self.decoder = ProductDecoder(feature_dim, latent_dim, hidden, embed_dim,
+                                    activation=activation, rngs=rngs)
     else:
       raise ValueError(f"model.decoder = {decoder!r}; choose 'concat' (r = MLP([s, z])) or "
                        f"'product' (r = <phi(s), psi(z)>).")
