@@ -5,10 +5,11 @@ Sizes (`--sizes`):
            x 16 pairs per step with targets = context (4,096 comparisons); BTL an MLP with 2
            hidden layers of 256 (the official `MLPModel`); VPL's decoder 3 hidden layers of
            256 on [s, z] (concat) with latent 32; LeakyReLU 0.2 between layers as in the
-           official code (`--control_activation=gelu` for this project's default). VPL's encoder is the project's own
-           permutation-invariant one, not the official encoder of the flattened set, in both
-           layouts (`--encoders`): deepsets (one 256-wide layer per pair, mean-pooled, then
-           the hidden layers once per set) and pairwise (the hidden layers on every pair).
+           official code (`--control_activation=gelu` for this project's default). VPL's
+           encoder is the project's own permutation-invariant one, not the official encoder
+           of the flattened set, in both layouts (`--encoders`): deepsets (one 256-wide
+           layer per pair, mean-pooled, then the hidden layers once per set) and pairwise
+           (the hidden layers on every pair).
   default  the default config's models (64-wide) on 2-D states, 64 sets x 8 context + 8
            target pairs.
   d768, d4096  the default size on LLM-width features (`--embedding_dims`), with the training
@@ -162,8 +163,8 @@ def main(argv):
     rows += [time_method(name, f"d{dim}", wide, sgemm, "pairwise", dtype)
              for name in FLAGS.methods for dtype in ("float32", "bfloat16")]
   print(f"numpy sgemm: {sgemm:.1f} GFLOP/s (measured in this run)")
-  print("| method | size | encoder | pool | device | params | ms/step | GFLOP/step | GFLOP/s | of sgemm | "
-        "comparisons/s | pool MB | peak MB |")
+  print("| method | size | encoder | pool | device | params | ms/step | GFLOP/step | GFLOP/s | "
+        "of sgemm | comparisons/s | pool MB | peak MB |")
   print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   for r in rows:
     print(f"| {r['method']} | {r['size']} | {r['encoder'] or '-'} | {r['pool_dtype']} | "

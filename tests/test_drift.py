@@ -1,4 +1,4 @@
-"""vpl/data/drift.py and vpl/data/recency.py: switch times and truth exact, weights by hand, split."""
+"""vpl/data/drift.py, vpl/data/recency.py: switch times and truth exact, weights by hand, split."""
 
 import jax.numpy as jnp
 import numpy as np

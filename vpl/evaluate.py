@@ -10,7 +10,6 @@ do, predicting each pair by the population's pooled preference (docs/methods.md,
 from __future__ import annotations
 
 import functools
-
 from typing import Optional
 
 import jax
@@ -94,7 +93,8 @@ def predict_users(method: Method, model: nnx.Module, data: UserComparisons,
                   context_weight: Optional[np.ndarray] = None) -> tuple[np.ndarray, dict]:
   """P(a preferred) `[U, K]` on every pair of each user, given their context pairs.
 
-  `context_weight` `[U, N]` weighs the context pairs (vpl/data/recency.py); None counts each fully.
+  `context_weight` `[U, N]` weighs the context pairs (vpl/data/recency.py); None counts each
+  fully.
   Users go through one jitted function in blocks of `users_per_call` (the last block padded
   by repeating its last user), so a model compiles once per block shape, not once per call.
   Returns the probabilities and the method's aux outputs, concatenated over users.

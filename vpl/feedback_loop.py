@@ -18,12 +18,12 @@ context and infers z; the user is shown, for each of `num_prompts` fresh prompts
 `num_candidates` items under the blended reward
     r = r_pop + k_u (r_user - r_pop),   k_u = 1 - s (1 - w_u),
 the shrinkage of vpl/shrinkage.py (`user_weight` with the certainty below, and `shrink`).
-s in [0, 1] is the knob (0: fully personal); w_u in [0, 1] is the
-user's weight: their stability, 2 x (agreement of the two answers to a question) - 1 clipped
-to [0, 1] (a position-driven answer flips with the order), times their certainty when
-`use_certainty` (1 - the posterior's mean variance, clipped). r_pop is the population's
-reward: VPL's reward averaged over training users' posterior means (every reward z-scored
-over fixed reference items first, so users' rewards share one scale).
+s in [0, 1] is the knob (0: fully personal); w_u in [0, 1] is the user's weight: their
+stability, 2 x (agreement of the two answers to a question) - 1 clipped to [0, 1] (a
+position-driven answer flips with the order), times their certainty when `use_certainty`
+(1 - the posterior's mean variance, clipped). r_pop is the population's reward: VPL's
+reward averaged over training users' posterior means (every reward z-scored over fixed
+reference items first, so users' rewards share one scale).
 Measured per round: how far constructed users' expressed preferences are from their genuine
 one (`drift`), how far their groups' mean expressed preferences are apart (`group_distance`,
 mean over pairs of groups), their weight on their own group's reward over the others'
@@ -177,8 +177,9 @@ def simulate(served: Served, true_reward, heldout, *, constructed_U: np.ndarray,
         [labels[..., 0], labels[..., 1]], 1))
     certainty_U = (shrinkage.certainty_from_spread(log_var_UxL) if use_certainty
                    else np.ones(len(labels)))
-    w_U = certainty_U * stability(labels)
-    k_Ux1 = shrinkage.user_weight(certainty_U, stability(labels), strength)[:, None]
+    stability_U = stability(labels)
+    w_U = certainty_U * stability_U
+    k_Ux1 = shrinkage.user_weight(certainty_U, stability_U, strength)[:, None]
 
     def blended(s_UxMxD):
       pop = served.population(s_UxMxD.reshape(-1, s_UxMxD.shape[-1])).reshape(
@@ -195,8 +196,8 @@ def simulate(served: Served, true_reward, heldout, *, constructed_U: np.ndarray,
     pop_M = served.population(cands_MxD)
     user_UxM = served.reward(np.broadcast_to(cands_MxD, (num_users,) + cands_MxD.shape),
                              mu_UxL)
-    score_UxPxN = shrinkage.shrink(user_UxM, pop_M[None], k_Ux1).reshape(num_users, num_prompts,
-                                                               num_candidates)
+    score_UxPxN = shrinkage.shrink(user_UxM, pop_M[None], k_Ux1).reshape(
+        num_users, num_prompts, num_candidates)
     pick_UxP = score_UxPxN.argmax(-1)
     attr_PxNxG = attr(cands_MxD).reshape(num_prompts, num_candidates, num_groups)
     shown_UxPxG = attr_PxNxG[np.arange(num_prompts)[None], pick_UxP]
