@@ -183,6 +183,11 @@ def test_too_few_pairs_for_the_context_raises():
   with pytest.raises(ValueError, match=r"fewer pairs than train.num_context needs \(6\); "
                                        r"e\.g\. user 102 has 3"):
     check_enough_pairs(data, 6, "train.num_context")
+  # No user at all (a filter dropped everyone) is an error too, not an empty pool that fails
+  # later inside the sampler.
+  with pytest.raises(ValueError, match=r"No user is left to train on, and "
+                                       r"train.num_context needs 6 pairs per user"):
+    check_enough_pairs(data.select_users(np.zeros(0, int)), 6, "train.num_context")
 
 
 # --- synthetic tasks ---

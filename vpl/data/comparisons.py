@@ -176,12 +176,18 @@ def split_users(data: UserComparisons, heldout_fraction: float,
 
 
 def check_enough_pairs(data, needed: int, what: str) -> None:
-  """Raises when any user has fewer than `needed` pairs.
+  """Raises when any user has fewer than `needed` pairs, or when there is no user at all.
 
   `data` is anything with `pairs_per_user` and `user_id` `[U]`: `UserComparisons`, or the
   streamed training users of `vpl.data.streaming.StreamingData`.
   """
   counts = data.pairs_per_user
+  if len(counts) == 0:
+    raise ValueError(
+        f"No user is left to train on, and {what} needs {needed} pairs per user. A filter "
+        f"dropped every user (the log says which; e.g. users left with fewer than {needed} "
+        f"pairs once shared pairs are withheld, eval.unseen_fraction). Lower the context size "
+        f"or the number of targets, or use data with more pairs per user.")
   short = np.flatnonzero(counts < needed)
   if short.size:
     raise ValueError(
