@@ -9,7 +9,9 @@ the forward x W, the input gradient dy W^T and the weight gradient x^T dy (contr
 the 8,192 rows). Each is timed jitted and in numpy (float32, same shapes, interleaved so both
 see the same machine state), and so is the MLP's whole forward + backward with GELU (this
 project's activation), LeakyReLU (the official code's) and no activation, to separate the
-matmuls from the elementwise work. Prints one JSON line per row.
+matmuls from the elementwise work, on all rows at once and in blocks of rows (`--blocks`,
+model.decoder_blocks). Prints one JSON line per row, each with its share of numpy's sgemm
+(benchmarks/sgemm.py) measured in the same run.
 """
 
 import json
@@ -21,10 +23,14 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from benchmarks.sgemm import sgemm_gflops
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rows", 8192, "Rows of the activations (a and b of 4,096 comparisons).")
 flags.DEFINE_integer("width", 256, "Layer width.")
 flags.DEFINE_integer("repeats", 7, "Timed repeats of 10 calls; the best is kept.")
+flags.DEFINE_list("blocks", ["1", "16"], "The MLP rows run on the rows split into this many "
+                  "blocks (model.decoder_blocks); the same function.")
 
 
 def best_seconds(fn, args, repeats):
@@ -68,22 +74,33 @@ def mlp_rows(m, k, repeats):
   activations = {"gelu (tanh form, this project's)": jax.nn.gelu,
                  "leaky_relu 0.2 (the official code's)": lambda v: jax.nn.leaky_relu(v, 0.2),
                  "none (matmuls only)": lambda v: v}
-  for name, act in activations.items():
-    def loss(params, x, act=act):
-      for w in params[:-1]:
-        x = act(x @ w)
-      return (x @ params[-1]).sum()
-    seconds = best_seconds(jax.jit(jax.grad(loss)), (params, x), repeats)
-    yield dict(row=f"MLP forward + backward, {name}", shape=f"{m}x34-{k}-{k}-{k}-1",
-               ms=round(1000 * seconds, 2), jax_gflops=round(flops / seconds / 1e9, 1))
+  for blocks in map(int, FLAGS.blocks):
+    for name, act in activations.items():
+      if blocks > 1 and act is activations["none (matmuls only)"]:
+        continue  # XLA re-associates a blocked chain of linear maps: not the same FLOPs
+      def loss(params, x, act=act, blocks=blocks):
+        total = 0.0
+        for h in jnp.array_split(x, blocks):
+          for w in params[:-1]:
+            h = act(h @ w)
+          total = total + (h @ params[-1]).sum()
+        return total
+      seconds = best_seconds(jax.jit(jax.grad(loss)), (params, x), repeats)
+      yield dict(row=f"MLP forward + backward, {name}", shape=f"{m}x34-{k}-{k}-{k}-1",
+                 blocks=blocks, ms=round(1000 * seconds, 2),
+                 jax_gflops=round(flops / seconds / 1e9, 1))
 
 
 def main(argv):
   del argv
   flags_in_use = os.environ.get("XLA_FLAGS", "")
-  for row in [*matmul_rows(FLAGS.rows, FLAGS.width, FLAGS.repeats),
-              *mlp_rows(FLAGS.rows, FLAGS.width, FLAGS.repeats)]:
-    print(json.dumps(dict(row, xla_flags=flags_in_use, device=jax.devices()[0].device_kind)))
+  rows = [*matmul_rows(FLAGS.rows, FLAGS.width, FLAGS.repeats),
+          *mlp_rows(FLAGS.rows, FLAGS.width, FLAGS.repeats)]
+  sgemm = sgemm_gflops()
+  for row in rows:
+    print(json.dumps(dict(row, fraction_of_sgemm=round(row["jax_gflops"] / sgemm, 3),
+                          sgemm_gflops=round(sgemm, 1), xla_flags=flags_in_use,
+                          device=jax.devices()[0].device_kind)))
 
 
 if __name__ == "__main__":

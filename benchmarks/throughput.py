@@ -35,6 +35,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
+from benchmarks.sgemm import sgemm_gflops
 from experiments.configs import default
 from vpl import configs, methods, train
 from vpl.data.comparisons import UserComparisons
@@ -44,6 +45,8 @@ flags.DEFINE_list("methods", ["btl", "vpl"], "Methods to time.")
 flags.DEFINE_list("sizes", ["control", "default"], "Sizes to time: control, default.")
 flags.DEFINE_list("encoders", ["deepsets", "pairwise"], "VPL encoder layouts to time "
                   "(model.encoder): deepsets, pairwise.")
+flags.DEFINE_list("decoder_blocks", ["1", "8"], "model.decoder_blocks of the VPL control "
+                  "rows: the sets go through the decoder in this many blocks.")
 flags.DEFINE_string("control_activation", "leaky_relu", "model.activation of the control "
                     "rows: leaky_relu (slope 0.2) is the official code's; gelu this project's.")
 flags.DEFINE_integer("feature_dim", 2, "Width of each option's features (2: the official "
@@ -56,7 +59,8 @@ flags.DEFINE_integer("users", 512, "Users in the random training pool.")
 flags.DEFINE_integer("pairs_per_user", 64, "Pairs per user in the pool.")
 
 
-def size_config(size: str, method: str, encoder: str = "pairwise", dtype: str = "float32"):
+def size_config(size: str, method: str, encoder: str = "pairwise", dtype: str = "float32",
+                blocks: int = 1):
   """The config of one benchmark row (see the module doc)."""
   if size == "default" or size.startswith("d"):
     return configs.with_overrides(default.get_config(), {
@@ -71,22 +75,7 @@ def size_config(size: str, method: str, encoder: str = "pairwise", dtype: str = 
       "model.decoder": "concat", "train.batch_sets": 256, "train.num_context": 16,
       "train.num_targets": 16, "loss.target_mode": "context",
       "train.steps_per_call": FLAGS.steps_per_call, "model.encoder": encoder,
-      "model.activation": FLAGS.control_activation})
-
-
-def sgemm_gflops() -> float:
-  """numpy float32 matmul GFLOP/s: the best of 2048^3 and 4096x256x256 (several repeats)."""
-  rng = np.random.default_rng(0)
-  best = 0.0
-  for m, k, n, reps in ((2048, 2048, 2048, 3), (4096, 256, 256, 50)):
-    x = rng.normal(size=(m, k)).astype(np.float32)
-    y = rng.normal(size=(k, n)).astype(np.float32)
-    x @ y  # warm-up
-    start = time.perf_counter()
-    for _ in range(reps):
-      x @ y
-    best = max(best, 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9)
-  return best
+      "model.activation": FLAGS.control_activation, "model.decoder_blocks": blocks})
 
 
 def step_flops(prep) -> float:
@@ -112,8 +101,8 @@ def peak_memory_mb():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
 
 
-def time_method(name, size, data, sgemm, encoder="pairwise", dtype="float32"):
-  config = size_config(size, name, encoder, dtype)
+def time_method(name, size, data, sgemm, encoder="pairwise", dtype="float32", blocks=1):
+  config = size_config(size, name, encoder, dtype, blocks)
   method = methods.make_method(name, config)
   prep = train.prepare(method, config, data)
   flops = step_flops(prep)
@@ -140,6 +129,7 @@ def time_method(name, size, data, sgemm, encoder="pairwise", dtype="float32"):
   gflops = flops / ms_per_step / 1e6
   return dict(method=name, size=size, encoder=encoder if name == "vpl" else None,
               activation=config.model.activation,
+              decoder_blocks=blocks if name == "vpl" else None,
               feature_dim=int(data.a.shape[-1]), pool_dtype=dtype,
               device=jax.devices()[0].device_kind,
               num_devices=jax.device_count(), params=int(params),
@@ -155,19 +145,21 @@ def main(argv):
   del argv
   data = random_pool(FLAGS.users, FLAGS.pairs_per_user, FLAGS.feature_dim)
   sgemm = sgemm_gflops()
-  rows = [time_method(name, size, data, sgemm, encoder) for size in FLAGS.sizes
+  rows = [time_method(name, size, data, sgemm, encoder, blocks=int(k)) for size in FLAGS.sizes
           for name in FLAGS.methods
-          for encoder in (FLAGS.encoders if name == "vpl" else ["pairwise"])]
+          for encoder in (FLAGS.encoders if name == "vpl" else ["pairwise"])
+          for k in (FLAGS.decoder_blocks if name == "vpl" and size == "control" else ["1"])]
   for dim in map(int, FLAGS.embedding_dims):  # the default models on LLM-width features
     wide = random_pool(FLAGS.users, FLAGS.pairs_per_user, dim)
     rows += [time_method(name, f"d{dim}", wide, sgemm, "pairwise", dtype)
              for name in FLAGS.methods for dtype in ("float32", "bfloat16")]
   print(f"numpy sgemm: {sgemm:.1f} GFLOP/s (measured in this run)")
-  print("| method | size | encoder | pool | device | params | ms/step | GFLOP/step | GFLOP/s | "
-        "of sgemm | comparisons/s | pool MB | peak MB |")
-  print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+  print("| method | size | encoder | blocks | pool | device | params | ms/step | GFLOP/step | "
+        "GFLOP/s | of sgemm | comparisons/s | pool MB | peak MB |")
+  print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   for r in rows:
-    print(f"| {r['method']} | {r['size']} | {r['encoder'] or '-'} | {r['pool_dtype']} | "
+    print(f"| {r['method']} | {r['size']} | {r['encoder'] or '-'} | "
+          f"{r['decoder_blocks'] or '-'} | {r['pool_dtype']} | "
           f"{r['device']} x{r['num_devices']} | "
           f"{r['params']:,} | {r['ms_per_step']} | {r['flops_per_step'] / 1e9:.2f} | "
           f"{r['gflops_per_s']} | {r['fraction_of_sgemm']:.0%} | "

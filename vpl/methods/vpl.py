@@ -33,7 +33,8 @@ def make(config: ml_collections.ConfigDict) -> Method:
                     learned_prior=m.learned_prior, decoder=m.decoder,
                     encoder=m.get("encoder", "pairwise"),
                     num_conditions=btl.num_conditions(config),
-                    activation=m.get("activation", "gelu"), rngs=rngs)
+                    activation=m.get("activation", "gelu"),
+                    decoder_blocks=m.get("decoder_blocks", 1), rngs=rngs)
 
   def loss(model, batch, key, step):
     logits, aux = model(batch["context"], batch["targets"], key)

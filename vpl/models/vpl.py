@@ -104,6 +104,19 @@ class SetEncoder(nnx.Module):
     return mu_BxL, log_var_BxL
 
 
+def _hidden(layers, activation, x_a, x_b, activate_first: bool = False):
+  """The activations after `layers` for a and b, each in its own pass (one batch of both
+  would be no faster on a CPU and would sum a's and b's float terms in one order)."""
+  out = []
+  for x in (x_a, x_b):
+    if activate_first:
+      x = activation(x)
+    for layer in layers:
+      x = activation(layer(x))
+    out.append(x)
+  return out
+
+
 class ProductDecoder(nnx.Module):
   """r(s, z) = <phi(s), psi(z)>: item features times user weights.
 
@@ -121,6 +134,14 @@ class ProductDecoder(nnx.Module):
 
   def __call__(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
     return (self.item(s_xD) * self.user(z_xL)).sum(-1)
+
+  def pair(self, a_xD: jax.Array, b_xD: jax.Array, z_xL: jax.Array):
+    """(r(a) - r(b), r(a), r(b)); the difference leaves out phi's last bias, which cancels."""
+    *hidden, last = self.item.layers
+    h_a, h_b = _hidden(hidden, self.item.activation, a_xD, b_xD)
+    user = self.user(z_xL)
+    diff = (((h_a - h_b) @ last.kernel[...]) * user).sum(-1)
+    return diff, (last(h_a) * user).sum(-1), (last(h_b) * user).sum(-1)
 
 
 class ConcatDecoder(nnx.Module):
@@ -144,6 +165,15 @@ class ConcatDecoder(nnx.Module):
       x = layer(self.mlp.activation(x))
     return x[..., 0]
 
+  def pair(self, a_xD: jax.Array, b_xD: jax.Array, z_xL: jax.Array):
+    """(r(a) - r(b), r(a), r(b)); the difference leaves out the last bias, which cancels."""
+    first, *hidden, last = self.mlp.layers
+    kernel = first.kernel[...]
+    z_part = z_xL @ kernel[self.feature_dim:] + first.bias[...]
+    x_a, x_b = (s @ kernel[:self.feature_dim] + z_part for s in (a_xD, b_xD))
+    h_a, h_b = _hidden(hidden, self.mlp.activation, x_a, x_b, activate_first=True)
+    return ((h_a - h_b) @ last.kernel[...])[..., 0], last(h_a)[..., 0], last(h_b)[..., 0]
+
 
 class VPLModel(nnx.Module):
   """Encoder q(z | C), reward decoder r(s, z) and prior p(z); with `num_conditions`, the
@@ -153,8 +183,12 @@ class VPLModel(nnx.Module):
                latent_dim: int, pooling: str = "mean", num_heads: int = 4,
                learned_prior: bool = False, decoder: str = "concat",
                encoder: str = "pairwise", num_conditions: int = 0,
-               activation: str = "gelu", rngs: nnx.Rngs):
+               activation: str = "gelu", decoder_blocks: int = 1, rngs: nnx.Rngs):
+    if decoder_blocks < 1:
+      raise ValueError(f"model.decoder_blocks = {decoder_blocks}; it splits the sets into that "
+                       f"many blocks for the decoder, so it must be >= 1 (1 = no split).")
     self.latent_dim = latent_dim
+    self.decoder_blocks = decoder_blocks
     self.condition_bias = condition_bias.make(num_conditions)
     if pooling == "bayes" and learned_prior:
       raise ValueError("model.pooling = 'bayes' multiplies the pairs' factors with the N(0, I) "
@@ -210,10 +244,16 @@ class VPLModel(nnx.Module):
     z = mu
     if key is not None:
       z = mu + jnp.exp(0.5 * log_var) * jax.random.normal(key, mu.shape, mu.dtype)
-    # a and b go through the decoder separately, not as one concatenated batch: a parameter
-    # that cancels in r(a) - r(b) (the item tower's last bias) then gets an exactly zero
-    # gradient, and 1 and N devices end with the same parameters.
-    z_Bx1xL = z[:, None, :]
-    reward_a, reward_b = self.reward(targets["a"], z_Bx1xL), self.reward(targets["b"], z_Bx1xL)
+    # The logit r(a) - r(b) leaves out the decoder's last bias, which cancels in it: that
+    # parameter's gradient is then exactly zero however the sums are ordered, and 1 and N
+    # devices end with the same parameters. With decoder_blocks = K the sets go through the
+    # decoder in K blocks: the same function, with activations small enough to stay in a
+    # CPU's cache (docs/results.md, "Training throughput").
+    blocks = min(self.decoder_blocks, mu.shape[0])
+    parts = [self.decoder.pair(a, b, zb[:, None, :]) for a, b, zb in zip(
+        jnp.array_split(targets["a"], blocks), jnp.array_split(targets["b"], blocks),
+        jnp.array_split(z, blocks))]
+    diff, reward_a, reward_b = (jnp.concatenate(p) if blocks > 1 else p[0]
+                                for p in zip(*parts))
     aux = dict(mu=mu, log_var=log_var, z=z, reward_a=reward_a, reward_b=reward_b)
-    return condition_bias.apply(self, reward_a - reward_b, targets), aux
+    return condition_bias.apply(self, diff, targets), aux
