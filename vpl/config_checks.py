@@ -88,6 +88,7 @@ RULES: dict[str, Rule] = {
     "model.activation": _choice("gelu", "leaky_relu"),
     "model.decoder": _choice("product", "concat"),
     "model.decoder_blocks": _int(1),
+    "model.reliability": _choice("none", "reask"),
     "model.context_recency": (_recency_ok, "'all', 'latest:N' (N >= 1) or 'exp:H' (H > 0)"),
     "model.condition_bias": _bool(),
     "model.num_conditions": _int(1),

@@ -78,6 +78,8 @@ def gather_context(data: UserComparisons, context_idx: np.ndarray,
     context["mask"] = np.asarray(context_weight, np.float32)
   if data.condition is not None:
     context["condition"] = np.maximum(take(data.condition), 0)
+  if data.reliability is not None:  # per user (vpl/reliability.py)
+    context["reliability"] = data.reliability
   return context
 
 

@@ -21,8 +21,8 @@ import ml_collections
 import numpy as np
 
 from vpl import (adapt, best_of_n, config_checks, configs, distributed, drift_report,
-                 evaluate, methods, report, seeding, selection, size_selection, stability,
-                 stability_report, train)
+                 evaluate, methods, reliability, report, seeding, selection, size_selection,
+                 stability, stability_report, train)
 from vpl.data import fingerprint, sources, streaming
 from vpl.data.comparisons import UserComparisons
 from vpl.workdir import lock as lock_workdir
@@ -81,7 +81,20 @@ def experiment_data(config: ml_collections.ConfigDict) -> sources.ExperimentData
   exp = streaming.build(config) if config.streaming.enabled else sources.build(config)
   if config.data.get("drop_unstable", False):
     exp = _drop_unstable(config, exp)
+  if config.model.get("reliability", "none") == "reask":
+    exp = _attach_reliability(exp)
   return exp
+
+
+def _attach_reliability(exp: sources.ExperimentData) -> sources.ExperimentData:
+  """Each user's reliability from their re-asked questions (vpl/reliability.py); the fit is
+  reported in info["reliability"]."""
+  if not isinstance(exp.train, UserComparisons):
+    raise ValueError("config model.reliability = 'reask' works on in-memory training data; set "
+                     "--config.streaming.enabled=False or --config.model.reliability=none.")
+  train, evaluated, info = reliability.attach(exp.train, exp.evaluated, exp.context_idx)
+  return dataclasses.replace(exp, train=train, evaluated=evaluated,
+                             info=dict(exp.info, reliability=info))
 
 
 def _drop_unstable(config: ml_collections.ConfigDict,

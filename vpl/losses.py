@@ -42,7 +42,8 @@ def gaussian_kl(mu: jax.Array, log_var: jax.Array, prior_mu: jax.Array,
 def elbo_loss(logits_BxT: jax.Array, label_BxT: jax.Array, mu_BxL: jax.Array,
               log_var_BxL: jax.Array, prior_mu_L: jax.Array, prior_log_var_L: jax.Array, *,
               beta: jax.Array | float, free_bits: float = 0.0,
-              target_mask_BxT: Optional[jax.Array] = None) -> tuple[jax.Array, dict]:
+              target_mask_BxT: Optional[jax.Array] = None,
+              set_weight_B: Optional[jax.Array] = None) -> tuple[jax.Array, dict]:
   """Negative ELBO per target comparison: NLL + beta * KL / T.
 
   Args:
@@ -54,11 +55,17 @@ def elbo_loss(logits_BxT: jax.Array, label_BxT: jax.Array, mu_BxL: jax.Array,
     free_bits: nats per latent dimension below which the (batch-mean) KL of that dimension
       is not penalised (Kingma et al. 2016); 0 disables it.
     target_mask_BxT: which targets are real.
+    set_weight_B: optional weight of each set's likelihood in [0, 1] (a user's reliability,
+      vpl/reliability.py); the mean is over the weighted targets.
 
   Returns:
     `(loss, metrics)` with metrics `nll` (per comparison), `kl` (per set, nats), `beta`.
   """
-  nll = bt_loss(logits_BxT, label_BxT, target_mask_BxT)
+  weight_BxT = target_mask_BxT
+  if set_weight_B is not None:
+    mask = 1.0 if target_mask_BxT is None else target_mask_BxT
+    weight_BxT = jnp.broadcast_to(set_weight_B[:, None] * mask, logits_BxT.shape)
+  nll = bt_loss(logits_BxT, label_BxT, weight_BxT)
   kl_BxL = gaussian_kl(mu_BxL, log_var_BxL, prior_mu_L, prior_log_var_L)
   kl_L = kl_BxL.mean(0)
   penalised = jnp.maximum(kl_L, free_bits).sum() if free_bits > 0 else kl_L.sum()

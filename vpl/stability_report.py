@@ -147,7 +147,7 @@ def vpl_logits(model, data: UserComparisons, context_idx, *, users_per_call: int
   @jax.jit
   def run(params, context, a, b):
     m = nnx.merge(graphdef, params)
-    mu, log_var = m.encoder(context["a"], context["b"], context["label"])
+    mu, log_var = m.posterior(context)
     prior_mu, prior_log_var = m.prior()
     user = m.reward(a, mu[:, None]) - m.reward(b, mu[:, None])
     z_Sx1x1xL = (prior_mu + jnp.exp(0.5 * prior_log_var) * eps_SxL)[:, None, None]

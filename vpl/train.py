@@ -76,6 +76,8 @@ def make_pool(data: UserComparisons, feature_dtype: str = "float32") -> Batch:
     pool["condition"] = np.maximum(data.condition, 0).astype(np.int32)  # padding: -1 -> 0
   if data.pair_id is not None:
     pool["pair_id"] = data.pair_id.astype(np.int32)
+  if data.reliability is not None:  # per user (vpl/reliability.py), read by VPL
+    pool["reliability"] = data.reliability.astype(np.float32)
   return pool
 
 

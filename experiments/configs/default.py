@@ -65,6 +65,10 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   # VPL: the sets go through the decoder in this many blocks; the same function, faster on a
   # CPU at large batches (activations stay in cache; 8 at the benchmark's control size).
   c.model.decoder_blocks = 1
+  # none | reask: VPL tempers each user's posterior toward the prior, and weighs their
+  # answers in training, by how consistently they answer re-asked questions
+  # (vpl/reliability.py; needs pair_id).
+  c.model.reliability = "none"
   c.model.num_heads = 4
   c.model.learned_prior = False
   # product: r = <phi(s), psi(z)> | concat: r = MLP([s, z]) (the paper's). With free bits,

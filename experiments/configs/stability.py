@@ -35,7 +35,8 @@ def get_config(arg: str = "task=ufp4"):
                  pooling=args.Key("mean", choices=("mean", "attention", "bayes")),
                  free_bits=args.Key(1.0, parse=float),
                  shrinkage=args.Key(0.0, parse=float),
-                 drop=args.Key(False, parse=args.boolean))
+                 drop=args.Key(False, parse=args.boolean),
+                 reliability=args.Key("reask", choices=("reask", "none")))
   preset = tasks.preset(f["task"])
   return configs.with_overrides(default.get_config(), {
       "methods": ("btl", "vpl"), "data.source": preset.generator,
@@ -45,6 +46,7 @@ def get_config(arg: str = "task=ufp4"):
       "data.reask.reask_share": 0.5, "data.reask.asks": 3,
       "data.reask.clean_baseline": f["clean"],
       "data.drop_unstable": f["drop"], "model.condition_bias": f["bias"],
+      "model.reliability": f["reliability"],
       "model.pooling": f["pooling"],
       "loss.free_bits": f["free_bits"], "eval.shrinkage": f["shrinkage"],
       "eval.reward_maps": False})

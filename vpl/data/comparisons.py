@@ -34,6 +34,8 @@ class UserComparisons:
     condition: optional `[U, K]` int, how each question was put (0 = a shown first).
     pair_id: optional `[U, K]` int, one id per question: a question asked again keeps it, and
       all its askings stay on one side of a context/target split.
+    reliability: optional `[U]` in [0, 1], how far each user's answers can be trusted
+      (vpl/reliability.py; read by VPL with model.reliability = 'reask').
   """
 
   a: np.ndarray
@@ -48,6 +50,7 @@ class UserComparisons:
   group_pref: Optional[np.ndarray] = None
   condition: Optional[np.ndarray] = None
   pair_id: Optional[np.ndarray] = None
+  reliability: Optional[np.ndarray] = None
 
   def __post_init__(self):
     validate(self)
@@ -94,6 +97,12 @@ def validate(data: UserComparisons) -> None:
   if data.group_pref is not None and data.group_pref.shape[:2] != (users, pairs):
     raise ValueError(f"UserComparisons.group_pref has shape {data.group_pref.shape}; "
                      f"expected {(users, pairs)} + (groups,).")
+  if data.reliability is not None and (
+      data.reliability.shape != (users,) or not ((data.reliability >= 0) &
+                                                 (data.reliability <= 1)).all()):
+    raise ValueError(f"UserComparisons.reliability must be [{users}] values in [0, 1] (one "
+                     f"per user); got shape {data.reliability.shape}. Build it with "
+                     f"vpl.reliability.attach.")
   for name in ("user_id", "group"):
     if getattr(data, name).shape != (users,):
       raise ValueError(f"UserComparisons.{name} has shape {getattr(data, name).shape}; "

@@ -52,6 +52,8 @@ def sample_sets(key: jax.Array, pool: Batch, *, num_sets: int, num_context: int,
   ctx_idx = order[:, :num_context]
   fields = pair_fields(pool)
   context = {n: take(n, ctx_idx) for n in fields}
+  if "reliability" in pool:  # each set's user's reliability (vpl/reliability.py)
+    context["reliability"] = pool["reliability"][users]
   if 0 < min_context < num_context:
     size = jax.random.randint(k_size, (num_sets, 1), min_context, num_context + 1)
     context["mask"] = jnp.arange(num_context)[None, :] < size

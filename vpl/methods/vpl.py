@@ -22,6 +22,9 @@ def make(config: ml_collections.ConfigDict) -> Method:
     raise ValueError(f"train.min_context = {t.min_context} draws context sizes, which needs "
                      f"loss.target_mode = 'disjoint' (now {l.target_mode!r}); set min_context "
                      f"to 0 or use disjoint targets.")
+  if m.get("reliability", "none") == "reask" and t.get("context_order", "random") == "time":
+    raise ValueError("model.reliability = 'reask' is read by the random context sampler; "
+                     "train.context_order = 'time' does not carry it. Use one of them.")
   beta_at = functools.partial(
       schedules.beta_at, kind=l.beta_schedule, beta=l.beta, num_steps=t.num_steps,
       warmup_steps=l.warmup_steps, cycles=l.cycles)
@@ -42,7 +45,8 @@ def make(config: ml_collections.ConfigDict) -> Method:
     value, metrics = losses.elbo_loss(
         logits, batch["targets"]["label"], aux["mu"], aux["log_var"], prior_mu,
         prior_log_var, beta=beta_at(step), free_bits=l.free_bits,
-        target_mask_BxT=batch["targets"].get("mask"))
+        target_mask_BxT=batch["targets"].get("mask"),
+        set_weight_B=batch["context"].get("reliability"))
     return value, dict(loss=value, **metrics)
 
   def predict(model, context, targets):

@@ -175,6 +175,20 @@ class ConcatDecoder(nnx.Module):
     return ((h_a - h_b) @ last.kernel[...])[..., 0], last(h_a)[..., 0], last(h_b)[..., 0]
 
 
+def temper(mu_BxL, log_var_BxL, prior_mu_L, prior_log_var_L, w_B):
+  """q_w proportional to p^(1 - w) q^w for Gaussians: the natural parameters interpolated.
+
+  w = 1 leaves q; w = 0 gives the prior; in between, the precision is
+  (1 - w) / prior_var + w / var and the mean the matching precision-weighted blend, so a
+  confident posterior keeps nearly its mean and only a weak one moves toward the prior.
+  """
+  w = w_B[:, None]
+  prec, prior_prec = jnp.exp(-log_var_BxL), jnp.exp(-prior_log_var_L)
+  total = (1 - w) * prior_prec + w * prec
+  mu = ((1 - w) * prior_prec * prior_mu_L + w * prec * mu_BxL) / total
+  return mu, -jnp.log(total)
+
+
 class VPLModel(nnx.Module):
   """Encoder q(z | C), reward decoder r(s, z) and prior p(z); with `num_conditions`, the
   shared position-bias tower of vpl/models/condition_bias.py on the targets' logits."""
@@ -218,6 +232,15 @@ class VPLModel(nnx.Module):
     zeros = jnp.zeros(self.latent_dim)
     return zeros, zeros
 
+  def posterior(self, context: dict) -> tuple[jax.Array, jax.Array]:
+    """q(z | C)'s mean and log-variance `[B, L]`; tempered toward the prior by the sets'
+    `reliability` when the context carries it (model.reliability = 'reask')."""
+    mu, log_var = self.encoder(context["a"], context["b"], context["label"],
+                               context.get("mask"))
+    if "reliability" in context:
+      mu, log_var = temper(mu, log_var, *self.prior(), context["reliability"])
+    return mu, log_var
+
   def reward(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
     """r(s, z) for states `[..., D]` and latents `[..., L]` broadcastable to them.
 
@@ -231,7 +254,8 @@ class VPLModel(nnx.Module):
     """Logits of P(a preferred) on the targets, given each set's context.
 
     Args:
-      context: `a`, `b` `[B, N, D]`, `label` `[B, N]`, optional `mask` `[B, N]`.
+      context: `a`, `b` `[B, N, D]`, `label` `[B, N]`, optional `mask` `[B, N]`; optional
+        `reliability` `[B]`, which tempers the posterior toward the prior (`temper`).
       targets: `a`, `b` `[B, T, D]`, optional `condition` `[B, T]` (read by the bias tower).
       key: draws z = mu + sigma * eps when given; z = mu (the posterior mean) when None.
 
@@ -239,8 +263,7 @@ class VPLModel(nnx.Module):
       `(logits [B, T], aux)`; aux holds `mu`, `log_var`, `z` `[B, L]` and the targets'
       rewards `reward_a`, `reward_b` `[B, T]`.
     """
-    mu, log_var = self.encoder(context["a"], context["b"], context["label"],
-                               context.get("mask"))
+    mu, log_var = self.posterior(context)
     z = mu
     if key is not None:
       z = mu + jnp.exp(0.5 * log_var) * jax.random.normal(key, mu.shape, mu.dtype)

@@ -1,0 +1,119 @@
+"""How far a user's answers can be trusted, from their re-asked questions (docs/stability.md).
+
+Each re-asked question's askings fall into one of three patterns: `same` (one answer every
+time), `positional` (every answer is the option shown first, under conditions that differ:
+an answer constructed from the framing) or `other` (anything else). A user with no opinion
+answers each asking by a coin, so for m askings the patterns have the known probabilities
+2^(1 - m), 2^(-m) and the rest; a user with a stable preference gives `same`, or
+`positional` for the questions they answer by the framing, and almost never `other`, at
+unknown rates q. A two-part mixture of the two, fitted by EM on the training users (the
+share pi of stable users and q), gives each user's posterior probability of being stable:
+
+  w = pi L_stable / (pi L_stable + (1 - pi) L_coin),
+
+the user's `reliability`. With `model.reliability = "reask"`, VPL tempers each set's
+posterior by it, q_w(z) proportional to p(z)^(1 - w) q(z | C)^w (w = 0: the prior; w = 1:
+the encoder's posterior), and weighs the set's likelihood by w in training
+(vpl/models/vpl.py, vpl/methods/vpl.py). A training user's w comes from all their answers;
+an evaluated user's from every asking of their context questions (none of which is a target,
+vpl/data/comparisons.py `split_context_target`). A user without a re-asked question gets
+w = 1: nothing says the answers are unstable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from vpl.data.comparisons import UserComparisons
+
+
+PATTERNS = ("same", "positional", "other")
+
+
+def question_counts(data: UserComparisons, where_UxK: np.ndarray | None = None):
+  """Per user, over the re-asked questions among the slots `where` (default: every real slot):
+
+  Returns `(counts [U, 3], log_coin [U])`: how many re-asked questions show each of PATTERNS,
+  and the log-likelihood of those patterns for a user answering every asking by a coin.
+  """
+  if data.pair_id is None or data.condition is None:
+    raise ValueError("model.reliability = 'reask' needs each answer's pair_id (the same id each "
+                     "time a question is asked) and condition (0: a shown first); this data "
+                     "lacks them. Add the columns or set --config.model.reliability=none.")
+  where = data.mask if where_UxK is None else where_UxK & data.mask
+  u, k = np.nonzero(where)
+  counts = np.zeros((data.num_users, len(PATTERNS)))
+  log_coin = np.zeros(data.num_users)
+  if u.size == 0:
+    return counts, log_coin
+  pid = data.pair_id[u, k].astype(np.int64)
+  key = u.astype(np.int64) * (pid.max() + 1) + pid
+  questions, inverse = np.unique(key, return_inverse=True)
+  per_q = lambda x: np.bincount(inverse, weights=x, minlength=questions.size)
+  m = per_q(np.ones(u.size))
+  prefers_a = data.label[u, k] > 0.5
+  a_first = data.condition[u, k] == 0
+  chose_a, chose_first, shown_a_first = per_q(prefers_a), per_q(prefers_a == a_first), \
+      per_q(a_first)
+  re = m >= 2
+  varied = (shown_a_first > 0) & (shown_a_first < m)  # both orders were shown
+  pattern = np.where((chose_a == 0) | (chose_a == m), 0,
+                     np.where(varied & (chose_first == m), 1, 2))[re]
+  m, varied = m[re], varied[re]
+  p_same, p_pos = 2.0 ** (1 - m), np.where(varied, 2.0 ** -m, 0.0)
+  coin = np.choose(pattern, [p_same, p_pos, 1 - p_same - p_pos])
+  user_q = (questions // (pid.max() + 1))[re]
+  np.add.at(counts, (user_q, pattern), 1)
+  np.add.at(log_coin, user_q, np.log(coin))
+  return counts, log_coin
+
+
+@dataclasses.dataclass(frozen=True)
+class Mixture:
+  """pi: the share of stable users; q: their rates of PATTERNS; users: how many were fitted."""
+  pi: float
+  q: tuple
+  users: int
+
+  def weight(self, counts_Ux3, log_coin_U) -> np.ndarray:
+    """Each user's posterior probability of being stable (1 without a re-asked question)."""
+    log_stable = counts_Ux3 @ np.log(np.asarray(self.q))
+    log_odds = np.log(self.pi) - np.log1p(-self.pi) + log_stable - log_coin_U
+    w = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -50.0, 50.0)))
+    return np.where(counts_Ux3.sum(1) > 0, w, 1.0)
+
+
+def fit(counts_Ux3, log_coin_U, *, steps: int = 200, floor: float = 1e-3) -> Mixture:
+  """EM for (pi, q) over the users with a re-asked question; each rate of q >= `floor`."""
+  has = counts_Ux3.sum(1) > 0
+  if not has.any():
+    raise ValueError("model.reliability = 'reask': no training user has a question asked "
+                     "twice (same pair_id), so nothing tells a stable answer from a coin. "
+                     "Re-ask some questions, or set --config.model.reliability=none.")
+  c, lc = counts_Ux3[has], log_coin_U[has]
+  mix = Mixture(pi=0.5, q=(0.8, 0.1, 0.1), users=int(has.sum()))
+  for _ in range(steps):
+    r = mix.weight(c, lc)
+    q = np.maximum((r[:, None] * c).sum(0) / max((r[:, None] * c).sum(), 1e-12), floor)
+    mix = Mixture(pi=float(np.clip(r.mean(), 1e-4, 1 - 1e-4)), q=tuple(q / q.sum()),
+                  users=mix.users)
+  return mix
+
+
+def attach(train: UserComparisons, evaluated: UserComparisons, context_idx_UxN: np.ndarray):
+  """`(train, evaluated, info)` with each user's `reliability` set (see the module doc)."""
+  mix = fit(*question_counts(train))
+  w_train = mix.weight(*question_counts(train))
+  # An evaluated user's known answers: every asking of a context question.
+  context_pid = np.take_along_axis(evaluated.pair_id, context_idx_UxN, axis=1)
+  known = (evaluated.pair_id[:, :, None] == context_pid[:, None, :]).any(-1)
+  counts = question_counts(evaluated, known)
+  w_eval = mix.weight(*counts)
+  info = dict(stable_share=mix.pi, stable_patterns=dict(zip(PATTERNS, mix.q)),
+              fitted_on_users=mix.users,
+              train_mean=float(w_train.mean()), evaluated_mean=float(w_eval.mean()),
+              evaluated_without_reask=int((counts[0].sum(1) == 0).sum()))
+  return (dataclasses.replace(train, reliability=w_train.astype(np.float32)),
+          dataclasses.replace(evaluated, reliability=w_eval.astype(np.float32)), info)
