@@ -219,10 +219,12 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
   if exp.truth is not None:
     results["stability"] = stability_report.report(config, exp, models)
     if config.data.reask.get("clean_baseline", False) and not exp.truth["clean"]:
-      # The same users, draws and methods without the noise (docs/stability.md).
+      # The same users, draws and methods without the noise (docs/stability.md); each
+      # question is asked once, so there is nothing to drop or to weigh by reliability.
       twin = configs.with_overrides(config, {"data.reask.clean": True,
                                              "data.reask.clean_baseline": False,
-                                             "data.drop_unstable": False})
+                                             "data.drop_unstable": False,
+                                             "model.reliability": "none"})
       clean = train_and_evaluate(twin, os.path.join(workdir, "clean"))
       results["stability"]["clean"] = clean["stability"]["methods"]
   # Egalitarian choice among candidates (docs/methods.md, 'MaxMin-RLHF'), scored with the

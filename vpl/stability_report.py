@@ -13,7 +13,8 @@ user (genuine / non_attitude / constructed, the generator's truth):
   A non-attitude answer is a coin, so `observed` is near 0.5 for every method on those users;
   `genuine` says whether the prediction is still the population's sensible one.
 - `position_bias`: `true` = P(the option shown first is chosen | the user's rewards tie) in
-  the training pool's answers, 0.5 + s * (first_bias - 0.5) with s the share of them given
+  the training pool's answers (each weighted by its user's reliability when VPL reads it,
+  model.reliability; `true_unweighted` counts every answer once), 0.5 + s * (first_bias - 0.5) with s the share of them given
   by position; `estimated` = the same rate from VPL's (else BTL's) bias tower
   (vpl/models/condition_bias.py: w_genuine / 2 + w_first, averaged over both orders); and
   beside them the share s itself and the tower's w_a + w_b.
@@ -87,15 +88,20 @@ def per_kind(p_UxK, data: UserComparisons, target_mask, user_kind, p_genuine_UxK
   return out
 
 
-def true_position_rate(truth: dict, train: UserComparisons, first_bias: float) -> dict:
+def true_position_rate(truth: dict, train: UserComparisons, first_bias: float,
+                       weighted: bool = False) -> dict:
   """P(first shown chosen | tie) in the training pool's answers, and the share given by
-  position (each slot's kind from the truth by user and question)."""
+  position (each slot's kind from the truth by user and question). With `weighted`, each
+  answer counts by its user's reliability, as in VPL's likelihood (model.reliability)."""
   if train.pair_id is None:  # the clean twin: every answer genuine
     return dict(rate=0.5, share=0.0)
   kinds = truth["question_kind"]
   users = np.broadcast_to(train.user_id[:, None], train.mask.shape)[train.mask]
   kind = np.array([kinds[int(u), int(p)] for u, p in zip(users, train.pair_id[train.mask])])
-  share = float((kind == 2).mean())
+  weight = np.ones(kind.shape)
+  if weighted and train.reliability is not None:
+    weight = np.broadcast_to(train.reliability[:, None], train.mask.shape)[train.mask]
+  share = float((weight * (kind == 2)).sum() / weight.sum())
   return dict(rate=0.5 + share * (first_bias - 0.5), share=share)
 
 
@@ -204,10 +210,15 @@ def report(config, exp, models: dict) -> dict:
     out["methods"]["bayes_oracle"] = per_kind(p_bayes, heldout, exp.target_mask, user_kind)
     out["bayes_group_kl"] = bayes_group_kl(heldout, exp.context_idx, exp.task.shares, user_kind)
   out["context_questions"] = context_questions(heldout, exp.context_idx, user_kind)
-  true = true_position_rate(truth, exp.train, truth["settings"]["first_bias"])
   shown = next((n for n in ("vpl", "btl") if n in towers), next(iter(towers), None))
+  # VPL weighs each user's answers by their reliability (model.reliability), so its tower is
+  # fitted to the rate among the answers it trusts; `true_unweighted` is the whole pool's.
+  true = true_position_rate(truth, exp.train, truth["settings"]["first_bias"],
+                            weighted=shown == "vpl")
   out["position_bias"] = dict(
       true=true["rate"], estimated=towers[shown]["first_rate"] if shown else None,
+      true_unweighted=true_position_rate(truth, exp.train,
+                                         truth["settings"]["first_bias"])["rate"],
       true_framing_share=true["share"],
       estimated_framing_share=towers[shown]["framing_share"] if shown else None,
       estimated_by=shown, per_method=towers,
