@@ -18,6 +18,8 @@ user (genuine / non_attitude / constructed, the generator's truth):
   by position; `estimated` = the same rate from VPL's (else BTL's) bias tower
   (vpl/models/condition_bias.py: w_genuine / 2 + w_first, averaged over both orders); and
   beside them the share s itself and the tower's w_a + w_b.
+- `mean_reliability`: with model.reliability = 'reask', the mean reliability w per kind of
+  held-out user (vpl/reliability.py).
 - `vpl_mean_kl` / `vpl_mean_variance`: the mean KL(q(z|C) || p(z)) and posterior variance of
   VPL per kind, with C each user's evaluation context; `bayes_group_kl` the same for the Bayes
   oracle's posterior over the generator's groups (the ideal inference without a
@@ -234,6 +236,9 @@ def report(config, exp, models: dict) -> dict:
                           for k, n in enumerate(KINDS) if (user_kind == k).any()}
     out["vpl_mean_variance"] = {n: float(var[user_kind == k].mean())
                                 for k, n in enumerate(KINDS) if (user_kind == k).any()}
+    if heldout.reliability is not None:  # model.reliability = 'reask' (vpl/reliability.py)
+      out["mean_reliability"] = {n: float(heldout.reliability[user_kind == k].mean())
+                                 for k, n in enumerate(KINDS) if (user_kind == k).any()}
     strengths = sorted(set(STRENGTHS) | {float(config.eval.get("shrinkage", 0.0))})
     out["shrinkage"] = {}
     for s in strengths:
