@@ -24,6 +24,7 @@ import hashlib
 import inspect
 import json
 import os
+import resource
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -225,10 +226,40 @@ def dataset_dir(data_dir: str, config: ComparisonsConfig) -> str:
   return os.path.join(data_dir, NAME, config.name, VERSION)
 
 
+class _LocalFiles:
+  """The few `tf.io.gfile` calls TFDS's shuffler makes, on local files, for builds without
+  TensorFlow: past 1 GB of serialised records it spills them to 1,000 bucket files through
+  `tf.io.gfile` (tensorflow_datasets/core/shuffle.py), which would import TensorFlow."""
+
+  class errors:  # noqa: N801 (mirrors tf.errors)
+    class ResourceExhaustedError(Exception):
+      message = ""
+
+  class io:  # noqa: N801 (mirrors tf.io.gfile)
+    class gfile:  # noqa: N801
+      GFile = staticmethod(lambda path, mode="r": open(path, mode))  # noqa: SIM115
+      exists = staticmethod(os.path.exists)
+      remove = staticmethod(os.remove)
+
+
+def _spill_without_tensorflow() -> None:
+  """Lets TFDS's shuffler spill to local bucket files when TensorFlow is not installed."""
+  from tensorflow_datasets.core import shuffle  # noqa: PLC0415
+  try:
+    import tensorflow  # noqa: F401, PLC0415
+  except ImportError:
+    shuffle.tf = _LocalFiles
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:  # 1,000 buckets open at once
+      resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def build(config: ComparisonsConfig, data_dir: str) -> str:
   """Builds `config` into `data_dir` (a no-op when already built); returns its directory."""
   path = dataset_dir(data_dir, config)
   if not os.path.exists(os.path.join(path, "dataset_info.json")):
+    _spill_without_tensorflow()
     # TFDS takes a named config by name only; other configs are passed whole.
     builder = Comparisons(config=config.name if config.name in DATASETS else config,
                           data_dir=data_dir, file_format="array_record")
