@@ -45,7 +45,7 @@ flags.DEFINE_list("methods", ["btl", "vpl"], "Methods to time.")
 flags.DEFINE_list("sizes", ["control", "default"], "Sizes to time: control, default.")
 flags.DEFINE_list("encoders", ["deepsets", "pairwise"], "VPL encoder layouts to time "
                   "(model.encoder): deepsets, pairwise.")
-flags.DEFINE_list("decoder_blocks", ["1", "8"], "model.decoder_blocks of the VPL control "
+flags.DEFINE_list("decoder_blocks", ["1", "16"], "model.decoder_blocks of the VPL control "
                   "rows: the sets go through the decoder in this many blocks.")
 flags.DEFINE_string("control_activation", "leaky_relu", "model.activation of the control "
                     "rows: leaky_relu (slope 0.2) is the official code's; gelu this project's.")
