@@ -68,13 +68,16 @@ def test_fit_recovers_the_shares_and_separates_the_kinds():
 def test_attach_reads_only_the_askings_of_context_questions():
   data = _toy()
   context_idx = np.array([[0, 3]])  # questions 7 and 8; 9 and 10 are targets
-  _, evaluated, info = reliability.attach(data, data, context_idx)
+  _, evaluated, weight, info = reliability.attach(data, data, context_idx)
+  # Question 8's askings follow the order shown first: its context answer weighs 0.
+  np.testing.assert_array_equal(weight, [[1.0, 0.0]])
+  assert info["context_answers_by_position"] == 1
   flipped = UserComparisons(**{**data.__dict__, "label": data.label.copy()})
   flipped.label[0, 6] = 1 - flipped.label[0, 6]  # an asking of target question 9
-  _, again, _ = reliability.attach(data, flipped, context_idx)
+  _, again, _, _ = reliability.attach(data, flipped, context_idx)
   np.testing.assert_array_equal(again.reliability, evaluated.reliability)
   flipped.label[0, 1] = 0  # an asking of context question 7: now "other"
-  _, changed, _ = reliability.attach(data, flipped, context_idx)
+  _, changed, _, _ = reliability.attach(data, flipped, context_idx)
   assert changed.reliability[0] != evaluated.reliability[0]
   assert info["fitted_on_users"] == 1
 
@@ -132,3 +135,8 @@ def test_the_sampler_gives_each_set_its_users_reliability():
   users = np.asarray(batch["context"]["a"][:, 0, 0]).astype(int)
   np.testing.assert_allclose(batch["context"]["reliability"],
                              np.array([0.1, 0.5, 0.9])[users])
+
+
+def test_positional_slots_mark_every_asking_of_a_question_answered_by_position():
+  np.testing.assert_array_equal(reliability.positional_slots(_toy())[0],
+                                [0, 0, 0, 1, 1, 0, 0, 0, 0])

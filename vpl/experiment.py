@@ -87,14 +87,16 @@ def experiment_data(config: ml_collections.ConfigDict) -> sources.ExperimentData
 
 
 def _attach_reliability(exp: sources.ExperimentData) -> sources.ExperimentData:
-  """Each user's reliability from their re-asked questions (vpl/reliability.py); the fit is
-  reported in info["reliability"]."""
+  """Each user's reliability from their re-asked questions (vpl/reliability.py), and the
+  evaluated users' context answers given by position weighted 0 (times any recency weights);
+  the fit and the count are reported in info["reliability"]."""
   if not isinstance(exp.train, UserComparisons):
     raise ValueError("config model.reliability = 'reask' works on in-memory training data; set "
                      "--config.streaming.enabled=False or --config.model.reliability=none.")
-  train, evaluated, info = reliability.attach(exp.train, exp.evaluated, exp.context_idx)
+  train, evaluated, cw, info = reliability.attach(exp.train, exp.evaluated, exp.context_idx)
+  cw = cw if exp.context_weight is None else cw * exp.context_weight
   return dataclasses.replace(exp, train=train, evaluated=evaluated,
-                             info=dict(exp.info, reliability=info))
+                             info=dict(exp.info, reliability=info), context_weight=cw)
 
 
 def _drop_unstable(config: ml_collections.ConfigDict,
@@ -123,7 +125,8 @@ def score_method(method: methods.Method, model, exp: sources.ExperimentData, *,
   p_a, aux = evaluate.predict_users(method, model, heldout, exp.context_idx,
                                     context_weight=exp.context_weight)
   if shrinkage > 0 and method.name == "vpl":
-    p_a, _, _ = stability_report.shrunk_p(model, heldout, exp.context_idx, shrinkage)
+    p_a, _, _ = stability_report.shrunk_p(model, heldout, exp.context_idx, shrinkage,
+                                          context_weight=exp.context_weight)
   scores = evaluate.accuracy_report(p_a, heldout, exp.target_mask, exp.unseen_mask)
   if "mu" in aux:
     prior_mu, prior_log_var = jax.device_get(model.prior())
@@ -211,8 +214,9 @@ def _train_and_evaluate(config, workdir, on_chunk) -> dict:
     if "active_units" in scores:
       results.setdefault("active_units", {})[name] = scores["active_units"]
     models[name] = (method, model)
-  # A recency-weighted context against the unweighted one on the same users (drift_report).
-  if exp.context_weight is not None:
+  # A recency-weighted context against the unweighted one on the same users (drift_report;
+  # context weights alone can also come from model.reliability).
+  if config.model.get("context_recency", "all") != "all":
     results["drift"] = drift_report.report(config.model.context_recency, exp, models,
                                            results["methods"])
   # Re-asked data: who has a stable preference, and what the models did with each kind.

@@ -32,42 +32,62 @@ from vpl.data.comparisons import UserComparisons
 PATTERNS = ("same", "positional", "other")
 
 
-def question_counts(data: UserComparisons, where_UxK: np.ndarray | None = None):
-  """Per user, over the re-asked questions among the slots `where` (default: every real slot):
-
-  Returns `(counts [U, 3], log_coin [U])`: how many re-asked questions show each of PATTERNS,
-  and the log-likelihood of those patterns for a user answering every asking by a coin.
-  """
+def _check(data: UserComparisons) -> None:
   if data.pair_id is None or data.condition is None:
     raise ValueError("model.reliability = 'reask' needs each answer's pair_id (the same id each "
                      "time a question is asked) and condition (0: a shown first); this data "
                      "lacks them. Add the columns or set --config.model.reliability=none.")
+
+
+def _questions(data: UserComparisons, where_UxK: np.ndarray | None):
+  """The slots `(u, k)` among `where`, each slot's question, and per question its user,
+  askings m, whether both orders were shown and its pattern (index into PATTERNS; -1 for a
+  question asked once)."""
+  _check(data)
   where = data.mask if where_UxK is None else where_UxK & data.mask
   u, k = np.nonzero(where)
-  counts = np.zeros((data.num_users, len(PATTERNS)))
-  log_coin = np.zeros(data.num_users)
-  if u.size == 0:
-    return counts, log_coin
   pid = data.pair_id[u, k].astype(np.int64)
-  key = u.astype(np.int64) * (pid.max() + 1) + pid
-  questions, inverse = np.unique(key, return_inverse=True)
+  width = int(pid.max(initial=0)) + 1
+  questions, inverse = np.unique(u.astype(np.int64) * width + pid, return_inverse=True)
   per_q = lambda x: np.bincount(inverse, weights=x, minlength=questions.size)
   m = per_q(np.ones(u.size))
   prefers_a = data.label[u, k] > 0.5
   a_first = data.condition[u, k] == 0
   chose_a, chose_first, shown_a_first = per_q(prefers_a), per_q(prefers_a == a_first), \
       per_q(a_first)
-  re = m >= 2
   varied = (shown_a_first > 0) & (shown_a_first < m)  # both orders were shown
   pattern = np.where((chose_a == 0) | (chose_a == m), 0,
-                     np.where(varied & (chose_first == m), 1, 2))[re]
-  m, varied = m[re], varied[re]
+                     np.where(varied & (chose_first == m), 1, 2))
+  pattern = np.where(m >= 2, pattern, -1)
+  return (u, k), inverse, questions // width, m, varied, pattern
+
+
+def question_counts(data: UserComparisons, where_UxK: np.ndarray | None = None):
+  """Per user, over the re-asked questions among the slots `where` (default: every real slot):
+
+  Returns `(counts [U, 3], log_coin [U])`: how many re-asked questions show each of PATTERNS,
+  and the log-likelihood of those patterns for a user answering every asking by a coin.
+  """
+  _, _, user_q, m, varied, pattern = _questions(data, where_UxK)
+  counts = np.zeros((data.num_users, len(PATTERNS)))
+  log_coin = np.zeros(data.num_users)
+  re = pattern >= 0
+  user_q, m, varied, pattern = user_q[re], m[re], varied[re], pattern[re]
   p_same, p_pos = 2.0 ** (1 - m), np.where(varied, 2.0 ** -m, 0.0)
   coin = np.choose(pattern, [p_same, p_pos, 1 - p_same - p_pos])
-  user_q = (questions // (pid.max() + 1))[re]
   np.add.at(counts, (user_q, pattern), 1)
   np.add.at(log_coin, user_q, np.log(coin))
   return counts, log_coin
+
+
+def positional_slots(data: UserComparisons, where_UxK: np.ndarray | None = None) -> np.ndarray:
+  """`[U, K]` True at every asking (among `where`) of a re-asked question whose answers
+  followed the option shown first under both orders: made from the framing, not the user's
+  preference."""
+  (u, k), inverse, _, _, _, pattern = _questions(data, where_UxK)
+  out = np.zeros(data.mask.shape, bool)
+  out[u, k] = pattern[inverse] == 1
+  return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +123,9 @@ def fit(counts_Ux3, log_coin_U, *, steps: int = 200, floor: float = 1e-3) -> Mix
 
 
 def attach(train: UserComparisons, evaluated: UserComparisons, context_idx_UxN: np.ndarray):
-  """`(train, evaluated, info)` with each user's `reliability` set (see the module doc)."""
+  """`(train, evaluated, context_weight [U, N], info)`: each user's `reliability` set (see the
+  module doc), and the evaluated users' context weights, 0 for an answer to a question they
+  answered by position under both orders (`positional_slots`), else 1."""
   mix = fit(*question_counts(train))
   w_train = mix.weight(*question_counts(train))
   # An evaluated user's known answers: every asking of a context question.
@@ -111,9 +133,15 @@ def attach(train: UserComparisons, evaluated: UserComparisons, context_idx_UxN: 
   known = (evaluated.pair_id[:, :, None] == context_pid[:, None, :]).any(-1)
   counts = question_counts(evaluated, known)
   w_eval = mix.weight(*counts)
+  # A context answer to a question answered by position under both orders says nothing of
+  # the user's preference: it gets weight 0 in the context.
+  positional_NxC = np.take_along_axis(positional_slots(evaluated, known), context_idx_UxN, 1)
   info = dict(stable_share=mix.pi, stable_patterns=dict(zip(PATTERNS, mix.q)),
               fitted_on_users=mix.users,
               train_mean=float(w_train.mean()), evaluated_mean=float(w_eval.mean()),
-              evaluated_without_reask=int((counts[0].sum(1) == 0).sum()))
+              evaluated_without_reask=int((counts[0].sum(1) == 0).sum()),
+              context_answers_by_position=int(positional_NxC.sum()),
+              context_answers=int(positional_NxC.size))
   return (dataclasses.replace(train, reliability=w_train.astype(np.float32)),
-          dataclasses.replace(evaluated, reliability=w_eval.astype(np.float32)), info)
+          dataclasses.replace(evaluated, reliability=w_eval.astype(np.float32)),
+          (~positional_NxC).astype(np.float32), info)

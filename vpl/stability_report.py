@@ -143,7 +143,7 @@ def context_stability(data: UserComparisons, context_idx) -> np.ndarray:
 
 
 def vpl_logits(model, data: UserComparisons, context_idx, *, users_per_call: int = 256,
-               num_samples: int = 32):
+               num_samples: int = 32, context_weight=None):
   """VPL's `(user logits, population logits [U, K], mu, log_var [U, L])`, before the tower.
 
   The population's logits are logit(E_{z ~ p(z)} sigmoid(r(a, z) - r(b, z))), the prediction
@@ -164,7 +164,7 @@ def vpl_logits(model, data: UserComparisons, context_idx, *, users_per_call: int
     p_BxK = jnp.clip(p_SxBxK.mean(0), 1e-6, 1 - 1e-6)
     return user, jnp.log(p_BxK) - jnp.log1p(-p_BxK), mu, log_var
 
-  context = evaluate.gather_context(data, context_idx)
+  context = evaluate.gather_context(data, context_idx, context_weight)
   parts = [jax.device_get(run(params, {k: v[r] for k, v in context.items()},
                               data.a[r], data.b[r]))
            for r in (slice(s, s + users_per_call)
@@ -173,11 +173,11 @@ def vpl_logits(model, data: UserComparisons, context_idx, *, users_per_call: int
 
 
 def shrunk_p(model, data: UserComparisons, context_idx, strength: float,
-             logits=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             logits=None, context_weight=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """VPL's P(a) `[U, K]` with every user's logits shrunk toward the population's (through
   the bias tower, and without it), and the weights `[U]`."""
-  user, pop, _, log_var = logits if logits is not None else vpl_logits(model, data,
-                                                                       context_idx)
+  user, pop, _, log_var = logits if logits is not None else vpl_logits(
+      model, data, context_idx, context_weight=context_weight)
   weight = shrinkage.user_weight(shrinkage.certainty_from_spread(log_var),
                                  context_stability(data, context_idx), strength)
   own = shrinkage.shrink(user, pop, weight)
@@ -199,10 +199,12 @@ def report(config, exp, models: dict) -> dict:
   towers = {}
   unframed = dataclasses.replace(heldout, condition=None)
   for name, (method, model) in models.items():
-    p_a, _ = evaluate.predict_users(method, model, heldout, exp.context_idx)
+    p_a, _ = evaluate.predict_users(method, model, heldout, exp.context_idx,
+                                    context_weight=exp.context_weight)
     p_own = None
     if getattr(model, "condition_bias", None) is not None:  # the preference without framing
-      p_own, _ = evaluate.predict_users(method, model, unframed, exp.context_idx)
+      p_own, _ = evaluate.predict_users(method, model, unframed, exp.context_idx,
+                                        context_weight=exp.context_weight)
     out["methods"][name] = per_kind(p_a, heldout, exp.target_mask, user_kind, p_own)
     if getattr(model, "condition_bias", None) is not None:
       towers[name] = condition_bias.position_effect(jax.device_get(
@@ -227,7 +229,7 @@ def report(config, exp, models: dict) -> dict:
       units="P(first-shown option chosen | the user's rewards tie)")
   if "vpl" in models:
     model = models["vpl"][1]
-    logits = vpl_logits(model, heldout, exp.context_idx)
+    logits = vpl_logits(model, heldout, exp.context_idx, context_weight=exp.context_weight)
     mu, log_var = logits[2], logits[3]
     prior_mu, prior_log_var = jax.device_get(model.prior())
     kl = np.asarray(losses.gaussian_kl(mu, log_var, prior_mu, prior_log_var)).sum(-1)
