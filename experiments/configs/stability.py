@@ -17,8 +17,8 @@ Runtime:  both tasks' 3 seeds side by side about 4 minutes on the idle 2-core CP
 Expected: (seeds 0-2; docs/stability.md) the `stability` section: non-attitude users found
           with precision 1.000 and recall 0.983-1.000; the tower's first-shown rate
           0.598-0.602 against the true 0.601-0.602 on didactic (0.571-0.577 against
-          0.592-0.595 on ufp4); VPL on genuine users 0.968-0.985 against 0.997-0.999 clean
-          (didactic) and 0.788-0.805 against 0.950-0.960 (ufp4); VPL's mean KL for
+          0.592-0.595 on ufp4); VPL on genuine users 0.983-0.990 against 0.997-0.999 clean
+          (didactic) and 0.814-0.817 against 0.950-0.960 (ufp4); VPL's mean KL for
           non-attitude users 0.01-0.03 times genuine users' (0.81-1.27 with
           reliability=none).
 """
