@@ -74,7 +74,7 @@ def vpl(num_samples: int, predictive: str) -> Posterior:
     raise ValueError(f"adapt.num_samples = {num_samples}; use at least 1 (64 by default).")
 
   def infer(model, context):
-    mu, log_var = model.encoder(context["a"], context["b"], context["label"], context["mask"])
+    mu, log_var = model.posterior(context)  # tempered when the context has a reliability
     prior_mu, prior_log_var = model.prior()
     asked_Bx1 = context["mask"].any(-1, keepdims=True)
     return dict(mu=jnp.where(asked_Bx1, mu, prior_mu),

@@ -14,8 +14,8 @@ user (genuine / non_attitude / constructed, the generator's truth):
   `genuine` says whether the prediction is still the population's sensible one.
 - `position_bias`: `true` = P(the option shown first is chosen | the user's rewards tie) in
   the training pool's answers (each weighted by its user's reliability when VPL reads it,
-  model.reliability; `true_unweighted` counts every answer once), 0.5 + s * (first_bias - 0.5) with s the share of them given
-  by position; `estimated` = the same rate from VPL's (else BTL's) bias tower
+  model.reliability; `true_unweighted` counts every answer once), 0.5 + s * (first_bias -
+  0.5) with s the share of them given by position; `estimated` = the same rate from VPL's (else BTL's) bias tower
   (vpl/models/condition_bias.py: w_genuine / 2 + w_first, averaged over both orders); and
   beside them the share s itself and the tower's w_a + w_b.
 - `mean_reliability`: with model.reliability = 'reask', the mean reliability w per kind of
