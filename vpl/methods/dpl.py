@@ -13,8 +13,11 @@ import functools
 
 import ml_collections
 
+from vpl import losses
 from vpl.method import Method
+from vpl.methods import btl
 from vpl.methods.sampling import sample_pairs
+from vpl.models import condition_bias
 from vpl.models.dpl import CategoricalReward, MeanVarianceReward, preference_log_likelihood
 
 
@@ -24,15 +27,24 @@ def _make(config: ml_collections.ConfigDict, kind: str) -> Method:
     raise ValueError(f"dpl.entropy_coef = {d.entropy_coef}; use >= 0 (0.1 in the official "
                      f"code; 0 turns the bonus off).")
 
+  conditions = btl.num_conditions(config)
+
   def make_model(feature_dim, rngs):
     if kind == "mean_variance":
-      return MeanVarianceReward(feature_dim, hidden, rngs=rngs)
-    return CategoricalReward(feature_dim, hidden, d.num_atoms, rngs=rngs)
+      return MeanVarianceReward(feature_dim, hidden, num_conditions=conditions, rngs=rngs)
+    return CategoricalReward(feature_dim, hidden, d.num_atoms, num_conditions=conditions,
+                             rngs=rngs)
 
   def loss(model, batch, key, step):
     del key, step
     log_win, log_lose, aux = model.compare(batch["a"], batch["b"])
-    nll = -preference_log_likelihood(log_win, log_lose, batch["label"]).mean()
+    if model.condition_bias is not None and "condition" in batch:
+      # log_win and log_lose are complementary, so log_win - log_lose is the logit of
+      # P(a > b), and the tower's mixture is taken on it (vpl/models/condition_bias.py).
+      logit = condition_bias.apply(model, log_win - log_lose, batch)
+      nll = losses.bt_loss(logit, batch["label"])
+    else:
+      nll = -preference_log_likelihood(log_win, log_lose, batch["label"]).mean()
     metrics = dict(nll=nll, mean_std=0.5 * (aux["std_a"] + aux["std_b"]).mean())
     value = nll
     if kind == "categorical":
@@ -46,7 +58,7 @@ def _make(config: ml_collections.ConfigDict, kind: str) -> Method:
   def predict(model, context, targets):
     del context
     log_win, log_lose, aux = model.compare(targets["a"], targets["b"])
-    return log_win - log_lose, aux
+    return condition_bias.apply(model, log_win - log_lose, targets), aux
 
   # As many comparisons per step as BTL (and as VPL has target pairs).
   num_pairs = config.train.batch_sets * config.train.num_targets

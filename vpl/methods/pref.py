@@ -51,8 +51,9 @@ from vpl import losses, seeding
 from vpl.data.comparisons import UserComparisons
 from vpl.data.pairs import pair_ids
 from vpl.method import Method
-from vpl.methods import pref_prior
+from vpl.methods import btl, pref_prior
 from vpl.methods.sampling import sample_pairs
+from vpl.models import condition_bias
 from vpl.models.pref import PReFModel
 
 RANDOM_INIT = "random (no shared pairs)"
@@ -211,7 +212,8 @@ def make(config: ml_collections.ConfigDict) -> Method:
 
   def make_model(feature_dim, rngs, num_users=1):
     return PReFModel(feature_dim, tuple(config.model.hidden), p.num_bases, num_users,
-                     num_scales=len(p.prior_scales), rngs=rngs)
+                     num_scales=len(p.prior_scales),
+                     num_conditions=btl.num_conditions(config), rngs=rngs)
 
   def loss(model, batch, key, step, calibration_U=None):
     del key, step
@@ -220,15 +222,19 @@ def make(config: ml_collections.ConfigDict) -> Method:
     pop = model.population_weights[...]
     # Calibration users' pairs train the pooled reward only (vpl/methods/pref_prior.py).
     personal = None if calibration_U is None else ~calibration_U[batch["user"]]
-    nll = losses.bt_loss(((phi_a - phi_b) * lam).sum(-1), batch["label"], personal)
-    pop_nll = losses.bt_loss(((phi_a - phi_b) * pop).sum(-1), batch["label"])
+    framed = lambda logit: condition_bias.apply(model, logit, batch)  # the tower, if on
+    nll = losses.bt_loss(framed(((phi_a - phi_b) * lam).sum(-1)), batch["label"], personal)
+    pop_nll = losses.bt_loss(framed(((phi_a - phi_b) * pop).sum(-1)), batch["label"])
     reg = (losses.masked_mean(((lam - pop)**2).sum(-1), personal)
            + 0.5 * ((phi_a**2).sum(-1) + (phi_b**2).sum(-1)).mean())
     value = nll + p.population_coef * pop_nll + p.l2 * reg
     return value, dict(loss=value, nll=nll, population_nll=pop_nll, reg=reg)
 
   def predict(model, context, targets):
-    return model(context, targets, num_steps=p.newton_steps)
+    # A new user's weights are the MAP of their context answers taken as genuine; the tower
+    # frames the targets' logits.
+    logits, aux = model(context, targets, num_steps=p.newton_steps)
+    return condition_bias.apply(model, logits, targets), aux
 
   def bind(data):
     if not isinstance(data, UserComparisons):

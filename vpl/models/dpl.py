@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.scipy.special import log_ndtr
 
+from vpl.models import condition_bias
 from vpl.models.mlp import MLP
 
 # Keeps the standard deviation away from 0, where the mean-variance z-score is undefined.
@@ -66,8 +67,10 @@ def preference_log_likelihood(log_win: jax.Array, log_lose: jax.Array,
 class MeanVarianceReward(nnx.Module):
   """(mu(s), sd(s)) = MLP(s) with sd = softplus + MIN_STD."""
 
-  def __init__(self, feature_dim: int, hidden: Sequence[int], *, rngs: nnx.Rngs):
+  def __init__(self, feature_dim: int, hidden: Sequence[int], *, num_conditions: int = 0,
+               rngs: nnx.Rngs):
     self.net = MLP(feature_dim, hidden, 2, rngs=rngs)
+    self.condition_bias = condition_bias.make(num_conditions)
 
   def __call__(self, s_xD: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Mean and standard deviation `[...]` of the reward of states `[..., D]`."""
@@ -86,12 +89,13 @@ class CategoricalReward(nnx.Module):
   """p(r(s) = atom_i) = softmax(MLP(s))_i over `num_atoms` atoms evenly spaced in [0, 1]."""
 
   def __init__(self, feature_dim: int, hidden: Sequence[int], num_atoms: int, *,
-               rngs: nnx.Rngs):
+               num_conditions: int = 0, rngs: nnx.Rngs):
     if num_atoms < 2:
       raise ValueError(f"dpl.num_atoms = {num_atoms}; a categorical reward needs at least "
                        f"2 atoms (the paper uses 10).")
     self.num_atoms = num_atoms
     self.net = MLP(feature_dim, hidden, num_atoms, rngs=rngs)
+    self.condition_bias = condition_bias.make(num_conditions)
 
   @property
   def atoms(self) -> jax.Array:

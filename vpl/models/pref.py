@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from vpl.models import condition_bias
 from vpl.models.mlp import MLP
 
 # Candidate Newton step sizes, largest first: each iteration takes the largest that does not
@@ -34,11 +35,14 @@ class PReFModel(nnx.Module):
   """Bases phi(s) `[J]`, the training users' weights `[U, J]` and a new user's prior."""
 
   def __init__(self, feature_dim: int, hidden: Sequence[int], num_bases: int,
-               num_users: int, *, num_scales: int = 1, rngs: nnx.Rngs):
+               num_users: int, *, num_scales: int = 1, num_conditions: int = 0,
+               rngs: nnx.Rngs):
     if num_bases < 1:
       raise ValueError(f"pref.num_bases = {num_bases}; use at least 1 (the paper uses ~5).")
     self.num_bases = num_bases
     self.bases = MLP(feature_dim, hidden, num_bases, rngs=rngs)
+    # The shared position-bias tower on the targets' logits (model.condition_bias).
+    self.condition_bias = condition_bias.make(num_conditions)
     # Small random weights so that every base gets a gradient from the start (lambda = 0
     # would leave phi with none).
     self.user_weights = nnx.Param(
