@@ -126,8 +126,9 @@ def attach(train: UserComparisons, evaluated: UserComparisons, context_idx_UxN: 
   """`(train, evaluated, context_weight [U, N], info)`: each user's `reliability` set (see the
   module doc), and the evaluated users' context weights, 0 for an answer to a question they
   answered by position under both orders (`positional_slots`), else 1."""
-  mix = fit(*question_counts(train))
-  w_train = mix.weight(*question_counts(train))
+  train_counts = question_counts(train)
+  mix = fit(*train_counts)
+  w_train = mix.weight(*train_counts)
   # An evaluated user's known answers: every asking of a context question.
   context_pid = np.take_along_axis(evaluated.pair_id, context_idx_UxN, axis=1)
   known = (evaluated.pair_id[:, :, None] == context_pid[:, None, :]).any(-1)

@@ -157,21 +157,26 @@ class ConcatDecoder(nnx.Module):
     self.feature_dim = feature_dim
     self.mlp = MLP(feature_dim + latent_dim, hidden, 1, activation=activation, rngs=rngs)
 
+  def _first(self, s_xD: jax.Array, z_part: jax.Array) -> jax.Array:
+    """The first layer's output: s W_s plus `z_part` = z W_z + b (`_z_part`)."""
+    return s_xD @ self.mlp.layers[0].kernel[...][:self.feature_dim] + z_part
+
+  def _z_part(self, z_xL: jax.Array) -> jax.Array:
+    first = self.mlp.layers[0]
+    return z_xL @ first.kernel[...][self.feature_dim:] + first.bias[...]
+
   def __call__(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
-    first, *rest = self.mlp.layers
-    kernel = first.kernel[...]
-    x = s_xD @ kernel[:self.feature_dim] + (z_xL @ kernel[self.feature_dim:] + first.bias[...])
-    for layer in rest:
+    x = self._first(s_xD, self._z_part(z_xL))
+    for layer in self.mlp.layers[1:]:
       x = layer(self.mlp.activation(x))
     return x[..., 0]
 
   def pair(self, a_xD: jax.Array, b_xD: jax.Array, z_xL: jax.Array):
     """(r(a) - r(b), r(a), r(b)); the difference leaves out the last bias, which cancels."""
-    first, *hidden, last = self.mlp.layers
-    kernel = first.kernel[...]
-    z_part = z_xL @ kernel[self.feature_dim:] + first.bias[...]
-    x_a, x_b = (s @ kernel[:self.feature_dim] + z_part for s in (a_xD, b_xD))
-    h_a, h_b = _hidden(hidden, self.mlp.activation, x_a, x_b, activate_first=True)
+    _, *hidden, last = self.mlp.layers
+    z_part = self._z_part(z_xL)
+    h_a, h_b = _hidden(hidden, self.mlp.activation, self._first(a_xD, z_part),
+                       self._first(b_xD, z_part), activate_first=True)
     return ((h_a - h_b) @ last.kernel[...])[..., 0], last(h_a)[..., 0], last(h_b)[..., 0]
 
 
