@@ -26,7 +26,7 @@ import dataclasses
 
 import numpy as np
 
-from vpl.data.comparisons import UserComparisons
+from vpl.data.comparisons import UserComparisons, shares_question
 
 
 PATTERNS = ("same", "positional", "other")
@@ -68,9 +68,14 @@ def question_counts(data: UserComparisons, where_UxK: np.ndarray | None = None):
   Returns `(counts [U, 3], log_coin [U])`: how many re-asked questions show each of PATTERNS,
   and the log-likelihood of those patterns for a user answering every asking by a coin.
   """
-  _, _, user_q, m, varied, pattern = _questions(data, where_UxK)
-  counts = np.zeros((data.num_users, len(PATTERNS)))
-  log_coin = np.zeros(data.num_users)
+  return _counts(data.num_users, _questions(data, where_UxK))
+
+
+def _counts(num_users: int, questions) -> tuple[np.ndarray, np.ndarray]:
+  """`question_counts` from `_questions`' result."""
+  _, _, user_q, m, varied, pattern = questions
+  counts = np.zeros((num_users, len(PATTERNS)))
+  log_coin = np.zeros(num_users)
   re = pattern >= 0
   user_q, m, varied, pattern = user_q[re], m[re], varied[re], pattern[re]
   p_same, p_pos = 2.0 ** (1 - m), np.where(varied, 2.0 ** -m, 0.0)
@@ -84,8 +89,13 @@ def positional_slots(data: UserComparisons, where_UxK: np.ndarray | None = None)
   """`[U, K]` True at every asking (among `where`) of a re-asked question whose answers
   followed the option shown first under both orders: made from the framing, not the user's
   preference."""
-  (u, k), inverse, _, _, _, pattern = _questions(data, where_UxK)
-  out = np.zeros(data.mask.shape, bool)
+  return _positional(data.mask.shape, _questions(data, where_UxK))
+
+
+def _positional(shape, questions) -> np.ndarray:
+  """`positional_slots` from `_questions`' result."""
+  (u, k), inverse, _, _, _, pattern = questions
+  out = np.zeros(shape, bool)
   out[u, k] = pattern[inverse] == 1
   return out
 
@@ -130,13 +140,14 @@ def attach(train: UserComparisons, evaluated: UserComparisons, context_idx_UxN: 
   mix = fit(*train_counts)
   w_train = mix.weight(*train_counts)
   # An evaluated user's known answers: every asking of a context question.
-  context_pid = np.take_along_axis(evaluated.pair_id, context_idx_UxN, axis=1)
-  known = (evaluated.pair_id[:, :, None] == context_pid[:, None, :]).any(-1)
-  counts = question_counts(evaluated, known)
+  _check(evaluated)
+  questions = _questions(evaluated, shares_question(evaluated.pair_id, context_idx_UxN))
+  counts = _counts(evaluated.num_users, questions)
   w_eval = mix.weight(*counts)
   # A context answer to a question answered by position under both orders says nothing of
   # the user's preference: it gets weight 0 in the context.
-  positional_NxC = np.take_along_axis(positional_slots(evaluated, known), context_idx_UxN, 1)
+  positional_NxC = np.take_along_axis(_positional(evaluated.mask.shape, questions),
+                                      context_idx_UxN, 1)
   info = dict(stable_share=mix.pi, stable_patterns=dict(zip(PATTERNS, mix.q)),
               fitted_on_users=mix.users,
               train_mean=float(w_train.mean()), evaluated_mean=float(w_eval.mean()),
