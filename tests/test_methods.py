@@ -111,3 +111,23 @@ def test_batch_axis_sizes(tiny_config):
   assert methods.make_method("vpl", tiny_config).batch_axis_size == t.batch_sets
   assert (methods.make_method("btl", tiny_config).batch_axis_size
           == t.batch_sets * t.num_targets)
+
+
+def test_vpl_nonlinear_l2_adds_the_item_mlps_squared_output_kernel(tiny_config):
+  """loss.nonlinear_l2 = lam adds lam * ||item MLP's output kernel||^2 to VPL's loss, and is
+  refused with the concat decoder, which has no item MLP."""
+  rng = np.random.default_rng(0)
+  batch = dict(context=_part(rng, (5, 4), False), targets=_part(rng, (5, 3), False))
+  key, step = jax.random.key(3), jnp.int32(7)
+  values = {}
+  for lam in (0.0, 0.5):
+    config = edited(tiny_config, **{"model.decoder": "product_linear", "loss.nonlinear_l2": lam})
+    method = methods.make_method("vpl", config)
+    model = method.make_model(D, nnx.Rngs(0))
+    values[lam], metrics = method.loss(model, batch, key, step)
+  kernel = np.asarray(model.decoder.item.layers[-1].kernel[...])
+  assert float(metrics["nonlinear_l2"]) == pytest.approx(float((kernel ** 2).sum()), rel=1e-5)
+  assert float(values[0.5] - values[0.0]) == pytest.approx(0.5 * (kernel ** 2).sum(), rel=1e-4)
+  with pytest.raises(ValueError, match="loss.nonlinear_l2 = 0.5"):
+    methods.make_method("vpl", edited(tiny_config, **{"model.decoder": "concat",
+                                                      "loss.nonlinear_l2": 0.5}))

@@ -226,7 +226,7 @@ def test_mlp_activation_is_leaky_relu_when_asked_and_names_the_choices():
   assert model.decoder.mlp.activation is mlp.activation
 
 
-@pytest.mark.parametrize("decoder", ["concat", "product"])
+@pytest.mark.parametrize("decoder", ["concat", "product", "product_linear"])
 def test_vpl_decoder_blocks_same_function_and_last_bias_unused(decoder):
   """model.decoder_blocks runs the sets through the decoder in blocks: the same logits and
   gradients; the decoder's last bias cancels in r(a) - r(b), so its gradient is exactly 0
@@ -258,3 +258,27 @@ def test_vpl_decoder_blocks_same_function_and_last_bias_unused(decoder):
 def test_vpl_decoder_blocks_must_be_positive():
   with pytest.raises(ValueError, match="model.decoder_blocks = 0"):
     VPLModel(D, hidden=(8,), embed_dim=8, latent_dim=L, decoder_blocks=0, rngs=nnx.Rngs(0))
+
+
+def test_product_linear_decoder_adds_a_linear_path_by_hand():
+  """model.decoder = 'product_linear': phi(s) = MLP(s) + A s; the pair logit is r(a) - r(b)
+  and nonlinear_l2 is the squared norm of the item MLP's output kernel."""
+  a, b, _ = _context()
+  z = jnp.asarray(np.random.default_rng(1).normal(size=(B, 1, L)), jnp.float32)
+  model = VPLModel(D, hidden=(8, 8), embed_dim=5, latent_dim=L, decoder="product_linear",
+                   rngs=nnx.Rngs(0))
+  dec = model.decoder
+  kernel = np.asarray(dec.linear.kernel[...])
+  assert kernel.shape == (D, 5)
+  np.testing.assert_allclose(dec.embed(a), np.asarray(dec.item(a)) + a @ kernel, rtol=1e-5,
+                             atol=1e-6)
+  diff, r_a, r_b = dec.pair(a, b, z)
+  np.testing.assert_allclose(r_a, dec(a, z), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(diff, dec(a, z) - dec(b, z), rtol=1e-4, atol=1e-5)
+  last = np.asarray(dec.item.layers[-1].kernel[...])
+  np.testing.assert_allclose(dec.nonlinear_l2(), (last ** 2).sum(), rtol=1e-6)
+  plain = VPLModel(D, hidden=(8, 8), embed_dim=5, latent_dim=L, decoder="product",
+                   rngs=nnx.Rngs(0))
+  assert plain.decoder.linear is None
+  with pytest.raises(ValueError, match="product_linear"):
+    VPLModel(D, hidden=(8,), embed_dim=5, latent_dim=L, decoder="linear", rngs=nnx.Rngs(0))

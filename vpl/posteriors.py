@@ -59,7 +59,7 @@ def _vpl_rewards(model, s_BxCxD: jax.Array, z_BxSxL: jax.Array) -> jax.Array:
   """r(s_c, z_s) `[B, S, C]`; the product decoder embeds each item once, not once per z."""
   decoder = model.decoder
   if isinstance(decoder, ProductDecoder):
-    return jnp.einsum("bcw,bsw->bsc", decoder.item(s_BxCxD), decoder.user(z_BxSxL))
+    return jnp.einsum("bcw,bsw->bsc", decoder.embed(s_BxCxD), decoder.user(z_BxSxL))
   b, c, d = s_BxCxD.shape
   s_BxSxCxD = jnp.broadcast_to(s_BxCxD[:, None], (b, z_BxSxL.shape[1], c, d))
   return model.reward(s_BxSxCxD, z_BxSxL[:, :, None, :])

@@ -90,6 +90,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.loss.warmup_steps = 500
   c.loss.cycles = 4
   c.loss.free_bits = 1.0  # nats per latent dimension that the KL does not penalise
+  c.loss.nonlinear_l2 = 0.0  # weight of ||item MLP's output kernel||^2 (product decoders)
   c.loss.target_mode = "disjoint"  # disjoint | context | both
 
   c.optim = ml_collections.ConfigDict()

@@ -29,6 +29,11 @@ def make(config: ml_collections.ConfigDict) -> Method:
       schedules.beta_at, kind=l.beta_schedule, beta=l.beta, num_steps=t.num_steps,
       warmup_steps=l.warmup_steps, cycles=l.cycles)
   beta_at(0)  # Rejects an unknown schedule now, not at trace time.
+  nonlinear_l2 = float(l.get("nonlinear_l2", 0.0))
+  if nonlinear_l2 > 0 and m.decoder == "concat":
+    raise ValueError(f"loss.nonlinear_l2 = {nonlinear_l2} penalises the product decoder's "
+                     f"item MLP; model.decoder = 'concat' has none. Use model.decoder = "
+                     f"'product_linear' (or 'product'), or set loss.nonlinear_l2 = 0.")
 
   def make_model(feature_dim, rngs):
     return VPLModel(feature_dim, hidden=tuple(m.hidden), embed_dim=m.embed_dim,
@@ -47,6 +52,10 @@ def make(config: ml_collections.ConfigDict) -> Method:
         prior_log_var, beta=beta_at(step), free_bits=l.free_bits,
         target_mask_BxT=batch["targets"].get("mask"),
         set_weight_B=batch["context"].get("reliability"))
+    if nonlinear_l2 > 0:  # a Gaussian prior on the size of phi's non-linear part
+      penalty = model.decoder.nonlinear_l2()
+      value = value + nonlinear_l2 * penalty
+      metrics["nonlinear_l2"] = penalty
     return value, dict(loss=value, **metrics)
 
   def predict(model, context, targets):

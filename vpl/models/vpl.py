@@ -128,20 +128,37 @@ class ProductDecoder(nnx.Module):
   """
 
   def __init__(self, feature_dim: int, latent_dim: int, hidden: Sequence[int], width: int, *,
-               activation: str = "gelu", rngs: nnx.Rngs):
+               activation: str = "gelu", linear: bool = False, rngs: nnx.Rngs):
     self.item = MLP(feature_dim, hidden, width, activation=activation, rngs=rngs)
     self.user = MLP(latent_dim, hidden[-1:], width, activation=activation, rngs=rngs)
+    # With `linear`, phi(s) = MLP(s) + A s: a linear path beside the MLP (model.decoder =
+    # "product_linear"); loss.nonlinear_l2 then makes the MLP's part pay for its size.
+    self.linear = (nnx.Linear(feature_dim, width, use_bias=False, rngs=rngs) if linear
+                   else None)
+
+  def embed(self, s_xD: jax.Array) -> jax.Array:
+    """phi(s) `[..., width]`."""
+    out = self.item(s_xD)
+    return out if self.linear is None else out + self.linear(s_xD)
+
+  def nonlinear_l2(self) -> jax.Array:
+    """Squared norm of the item MLP's output kernel: the size of phi's non-linear part."""
+    kernel = self.item.layers[-1].kernel[...]
+    return jnp.sum(kernel * kernel)
 
   def __call__(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
-    return (self.item(s_xD) * self.user(z_xL)).sum(-1)
+    return (self.embed(s_xD) * self.user(z_xL)).sum(-1)
 
   def pair(self, a_xD: jax.Array, b_xD: jax.Array, z_xL: jax.Array):
     """(r(a) - r(b), r(a), r(b)); the difference leaves out phi's last bias, which cancels."""
     *hidden, last = self.item.layers
     h_a, h_b = _hidden(hidden, self.item.activation, a_xD, b_xD)
     user = self.user(z_xL)
-    diff = (((h_a - h_b) @ last.kernel[...]) * user).sum(-1)
-    return diff, (last(h_a) * user).sum(-1), (last(h_b) * user).sum(-1)
+    diff, e_a, e_b = (h_a - h_b) @ last.kernel[...], last(h_a), last(h_b)
+    if self.linear is not None:
+      diff = diff + self.linear(a_xD - b_xD)
+      e_a, e_b = e_a + self.linear(a_xD), e_b + self.linear(b_xD)
+    return (diff * user).sum(-1), (e_a * user).sum(-1), (e_b * user).sum(-1)
 
 
 class ConcatDecoder(nnx.Module):
@@ -219,12 +236,14 @@ class VPLModel(nnx.Module):
     if decoder == "concat":
       self.decoder = ConcatDecoder(feature_dim, latent_dim, hidden, activation=activation,
                                    rngs=rngs)
-    elif decoder == "product":
+    elif decoder in ("product", "product_linear"):
       self.decoder = ProductDecoder(feature_dim, latent_dim, hidden, embed_dim,
-                                    activation=activation, rngs=rngs)
+                                    activation=activation, linear=decoder == "product_linear",
+                                    rngs=rngs)
     else:
-      raise ValueError(f"model.decoder = {decoder!r}; choose 'concat' (r = MLP([s, z])) or "
-                       f"'product' (r = <phi(s), psi(z)>).")
+      raise ValueError(f"model.decoder = {decoder!r}; choose 'concat' (r = MLP([s, z])), "
+                       f"'product' (r = <phi(s), psi(z)>) or 'product_linear' (the same with "
+                       f"phi(s) = MLP(s) + A s).")
     self.learned_prior = learned_prior
     if learned_prior:
       self.prior_mu = nnx.Param(jnp.zeros(latent_dim))
