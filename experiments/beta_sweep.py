@@ -26,7 +26,7 @@ flags.DEFINE_integer("seed", 0, "Seed of every run.")
 
 RECIPES = {
     "default": {},
-    "paper": {"model.decoder": "concat", "loss.free_bits": 0.0},
+    "paper": {"model.decoder": "concat", "loss.free_bits": 0.0, "loss.nonlinear_l2": 0.0},
 }
 
 

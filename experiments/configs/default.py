@@ -73,7 +73,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.model.learned_prior = False
   # product: r = <phi(s), psi(z)> | concat: r = MLP([s, z]) (the paper's). With free bits,
   # the product decoder is what keeps VPL from collapsing on ufp4 (README, "Posterior collapse").
-  c.model.decoder = "product"
+  c.model.decoder = "product_linear"  # phi(s) = MLP(s) + A s; or "product", "concat"
   # How much each context pair counts when a user's context is pooled (vpl/data/recency.py):
   # all | latest:N (only the N latest) | exp:H (weight halves every H answers). Needs the
   # temporal split, whose contexts are in time order.
@@ -85,12 +85,12 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.model.num_conditions = 2
 
   c.loss = ml_collections.ConfigDict()
-  c.loss.beta = 1.0
+  c.loss.beta = 0.1
   c.loss.beta_schedule = "cyclical"  # constant | warmup | cyclical
   c.loss.warmup_steps = 500
   c.loss.cycles = 4
   c.loss.free_bits = 1.0  # nats per latent dimension that the KL does not penalise
-  c.loss.nonlinear_l2 = 0.0  # weight of ||item MLP's output kernel||^2 (product decoders)
+  c.loss.nonlinear_l2 = 3.0  # weight of ||item MLP's output kernel||^2 (product decoders)
   c.loss.target_mode = "disjoint"  # disjoint | context | both
 
   c.optim = ml_collections.ConfigDict()
