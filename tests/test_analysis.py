@@ -39,6 +39,27 @@ def test_restores_on_one_device_and_reproduces_results(four_device_run):
 
 
 @pytest.mark.slow
+def test_latent_or_decoder_scores_the_run_and_splits_its_targets(four_device_run):
+  """experiments/latent_or_decoder.py: its own-z accuracy is the run's held-out accuracy, and
+  the targets it calls seen are those some training user labelled (checked by hand here)."""
+  out = run_python(["-m", "experiments.latent_or_decoder", f"--workdir={four_device_run}"],
+                   env=subprocess_env())
+  row = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+  run = analysis.load_run(four_device_run)
+  saved = run.results["methods"]["vpl"]
+  assert row["heldout_own_z"] == pytest.approx(saved["heldout_accuracy"], abs=0.01)
+  assert row["num_targets"] == int(run.target_mask.sum())
+  train, held = run.train_data, run.heldout
+  labelled = {frozenset((a.tobytes(), b.tobytes()))
+              for a, b in zip(train.a[train.mask], train.b[train.mask])}
+  unseen = sum(frozenset((a.tobytes(), b.tobytes())) not in labelled
+               for a, b in zip(held.a[run.target_mask], held.b[run.target_mask]))
+  assert row["num_unseen_targets"] == unseen
+  for key in ("heldout_group_z", "train_pairs_group_z"):
+    assert 0.0 <= row[key] <= 1.0
+
+
+@pytest.mark.slow
 def test_latent_views_agree(four_device_run):
   run = analysis.load_run(four_device_run)
   lat = run.latents("vpl")
@@ -117,8 +138,10 @@ def test_read_metrics_keeps_the_last_line_per_step(tmp_path):
 
 
 def test_with_overrides_and_collect(tiny_config, tmp_path):
-  c = configs.with_overrides(tiny_config, {"loss.beta": 0.1, "model.latent_dim": 2})
-  assert (c.loss.beta, c.model.latent_dim, tiny_config.loss.beta) == (0.1, 2, 1.0)
+  before = tiny_config.loss.beta
+  assert before != 0.6
+  c = configs.with_overrides(tiny_config, {"loss.beta": 0.6, "model.latent_dim": 2})
+  assert (c.loss.beta, c.model.latent_dim, tiny_config.loss.beta) == (0.6, 2, before)
   with pytest.raises(ValueError, match="no field 'betta'"):
     configs.with_overrides(tiny_config, {"loss.betta": 0.1})
   # One finished run (config.json + results.json written by hand), one unfinished.
@@ -130,11 +153,11 @@ def test_with_overrides_and_collect(tiny_config, tmp_path):
       oracle_accuracy=1.0, btl_ceiling=0.7,
       methods=dict(vpl=dict(heldout_accuracy=0.9, worst_group_accuracy=0.8)))))
   rows = runs.collect_results([str(done), str(running)], ["loss.beta", "model.latent_dim"])
-  assert rows == [dict(workdir=str(done), method="vpl", **{"loss.beta": 0.1},
+  assert rows == [dict(workdir=str(done), method="vpl", **{"loss.beta": 0.6},
                        **{"model.latent_dim": 2}, heldout_accuracy=0.9,
                        divergent_accuracy=rows[0]["divergent_accuracy"],
                        worst_group_accuracy=0.8, active_units=None, oracle_accuracy=1.0,
                        btl_ceiling=0.7)]
   assert np.isnan(rows[0]["divergent_accuracy"])
   assert runs.markdown_table(rows, ["method", "loss.beta", "heldout_accuracy"]) == (
-      "| method | loss.beta | heldout_accuracy |\n| --- | --- | --- |\n| vpl | 0.100 | 0.900 |")
+      "| method | loss.beta | heldout_accuracy |\n| --- | --- | --- |\n| vpl | 0.600 | 0.900 |")

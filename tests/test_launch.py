@@ -10,6 +10,7 @@ import pytest
 
 from conftest import run_python
 from experiments import sweeps
+from experiments.configs import default
 
 
 def _dry(*args) -> list[str]:
@@ -91,7 +92,7 @@ def test_sweep_flags_parse_into_the_config(name):
   for job, parsed in zip(jobs, lines):
     o = job["overrides"]
     assert parsed["methods"] == ["vpl"]
-    assert parsed["beta"] == o.get("loss.beta", 1.0)
+    assert parsed["beta"] == o.get("loss.beta", default.get_config().loss.beta)
     assert parsed["latent"] == o.get("model.latent_dim", 8)
     assert parsed["train_context"] == o.get("train.num_context", 8)
     assert parsed["eval_context"] == o.get("eval.num_context", 8)
