@@ -1,12 +1,12 @@
 """Best-of-16 on the embedding tasks: what each method's pick is worth to each held-out user.
 
-Command:  python -m experiments.seeds --workdir=runs/bon_ufp4 --config=experiments/configs/best_of_n.py:task=ufp4
-          python -m experiments.seeds --workdir=runs/bon_pets --config=experiments/configs/best_of_n.py:task=pets
-Runtime:  about 4 minutes per seed on the 2-core CPU shared with other jobs (five reward
-          models, then best-of-16 for 200 held-out users x 64 prompts).
-Expected: (3 seeds) VPL's regret per group is 11-28% (ufp4) and 30-54% (pets) of BTL's,
+Command:  python -m experiments.seeds --workdir=runs/bon_ufp4_v2 --config=experiments/configs/best_of_n.py:task=ufp4
+          python -m experiments.seeds --workdir=runs/bon_pets_v2 --config=experiments/configs/best_of_n.py:task=pets
+Runtime:  about 3.5 minutes per task for 3 seeds on the 2-core CPU shared with other jobs
+          (five reward models per seed, then best-of-16 for 200 held-out users x 64 prompts).
+Expected: (3 seeds) VPL's regret per group is 0-4% (ufp4) and 7-18% (pets) of BTL's,
           MaxMin's 2-6% and 25-32%; PReF's exceeds BTL's on pets. Accuracy on unseen items
-          predicts regret across methods (Pearson -0.985 over both tasks). docs/policy.md.
+          predicts regret across methods (Pearson -0.987 over both tasks). docs/policy.md.
 """
 
 from experiments.configs import args, compare
