@@ -251,6 +251,34 @@ def test_loss_swap_a_b_with_flipped_label(tiny_config):
   assert abs(float(method.loss(model, unflipped, None, None)[0]) - float(loss)) > 1e-4
 
 
+def test_linear_path_and_nonlinear_l2_by_hand(tiny_config):
+  """pref.linear_path: phi(s) = MLP(s) + A s; pref.nonlinear_l2 = lam adds lam x the squared
+  norm of the bases MLP's output kernel to the loss (negative lam refused)."""
+  rng = np.random.default_rng(0)
+  n = 16
+  batch = dict(a=rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+               b=rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+               label=rng.random(n).astype(np.float32), user=rng.integers(0, 5, n))
+  values = {}
+  for lam in (0.0, 0.7):
+    config = edited(tiny_config, **{"pref.linear_path": True, "pref.nonlinear_l2": lam})
+    method = methods.make_method("pref", config)
+    model = method.make_model(2, nnx.Rngs(0), num_users=5)
+    values[lam], metrics = method.loss(model, batch, None, None)
+  kernel = np.asarray(model.linear.kernel[...])
+  assert kernel.shape == (2, model.num_bases)
+  np.testing.assert_allclose(model.phi(batch["a"]),
+                             np.asarray(model.bases(batch["a"])) + batch["a"] @ kernel,
+                             rtol=1e-5, atol=1e-6)
+  last = np.asarray(model.bases.layers[-1].kernel[...])
+  assert float(metrics["nonlinear_l2"]) == pytest.approx(float((last ** 2).sum()), rel=1e-5)
+  assert float(values[0.7] - values[0.0]) == pytest.approx(0.7 * (last ** 2).sum(), rel=1e-4)
+  plain = methods.make_method("pref", tiny_config).make_model(2, nnx.Rngs(0), num_users=5)
+  assert plain.linear is None
+  with pytest.raises(ValueError, match="pref.nonlinear_l2 = -1.0"):
+    methods.make_method("pref", edited(tiny_config, **{"pref.nonlinear_l2": -1.0}))
+
+
 def test_bad_config_raises(tiny_config):
   with pytest.raises(ValueError, match="pref.prior"):
     methods.make_method("pref", edited(tiny_config, **{"pref.prior": "flat"}))

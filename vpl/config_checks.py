@@ -115,6 +115,7 @@ RULES: dict[str, Rule] = {
     "dpl.entropy_coef": _num(0),
     "pref.num_bases": _int_or_auto(1),
     "pref.l2": _num(0),
+    "pref.nonlinear_l2": _num(0),
     "pref.newton_steps": _int(1),
     "pref.prior": _choice("empirical", "isotropic"),
     "pref.prior_ridge": _num(0),

@@ -132,6 +132,8 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.pref.calibration_fraction = 0.2
   # Weight of the population's reward m . phi trained as one BTL reward on the pooled pairs.
   c.pref.population_coef = 1.0
+  c.pref.linear_path = False  # bases phi(s) = MLP(s) + A s
+  c.pref.nonlinear_l2 = 0.0  # weight of ||bases MLP's output kernel||^2
   c.pref.svd_rounds = 10  # SVD initialisation (only when users label shared pairs)
   c.pref.svd_max_pairs = 1000  # caps on the SVD's matrix (most-labelled pairs, then users)
   c.pref.svd_max_users = 1000

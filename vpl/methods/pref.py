@@ -209,11 +209,15 @@ def make(config: ml_collections.ConfigDict) -> Method:
                      f"in [0, 1).")
   if p.population_coef < 0:
     raise ValueError(f"pref.population_coef = {p.population_coef}; use >= 0.")
+  nonlinear_l2 = float(p.get("nonlinear_l2", 0.0))
+  if nonlinear_l2 < 0:
+    raise ValueError(f"pref.nonlinear_l2 = {nonlinear_l2}; use >= 0 (0 = no penalty).")
 
   def make_model(feature_dim, rngs, num_users=1):
     return PReFModel(feature_dim, tuple(config.model.hidden), p.num_bases, num_users,
                      num_scales=len(p.prior_scales),
-                     num_conditions=btl.num_conditions(config), rngs=rngs)
+                     num_conditions=btl.num_conditions(config),
+                     linear_path=p.get("linear_path", False), rngs=rngs)
 
   def loss(model, batch, key, step, calibration_U=None):
     del key, step
@@ -228,7 +232,12 @@ def make(config: ml_collections.ConfigDict) -> Method:
     reg = (losses.masked_mean(((lam - pop)**2).sum(-1), personal)
            + 0.5 * ((phi_a**2).sum(-1) + (phi_b**2).sum(-1)).mean())
     value = nll + p.population_coef * pop_nll + p.l2 * reg
-    return value, dict(loss=value, nll=nll, population_nll=pop_nll, reg=reg)
+    metrics = dict(loss=value, nll=nll, population_nll=pop_nll, reg=reg)
+    if nonlinear_l2 > 0:  # a Gaussian prior on the size of the bases' non-linear part
+      penalty = model.nonlinear_l2()
+      value = value + nonlinear_l2 * penalty
+      metrics.update(loss=value, nonlinear_l2=penalty)
+    return value, metrics
 
   def predict(model, context, targets):
     # A new user's weights are the MAP of their context answers taken as genuine; the tower

@@ -36,11 +36,15 @@ class PReFModel(nnx.Module):
 
   def __init__(self, feature_dim: int, hidden: Sequence[int], num_bases: int,
                num_users: int, *, num_scales: int = 1, num_conditions: int = 0,
-               rngs: nnx.Rngs):
+               linear_path: bool = False, rngs: nnx.Rngs):
     if num_bases < 1:
       raise ValueError(f"pref.num_bases = {num_bases}; use at least 1 (the paper uses ~5).")
     self.num_bases = num_bases
     self.bases = MLP(feature_dim, hidden, num_bases, rngs=rngs)
+    # pref.linear_path: phi(s) = MLP(s) + A s, as VPL's product_linear decoder; with
+    # pref.nonlinear_l2 the MLP's part pays for its size (docs/methods.md, 'PReF').
+    self.linear = (nnx.Linear(feature_dim, num_bases, use_bias=False, rngs=rngs)
+                   if linear_path else None)
     # The shared position-bias tower on the targets' logits (model.condition_bias).
     self.condition_bias = condition_bias.make(num_conditions)
     # Small random weights so that every base gets a gradient from the start (lambda = 0
@@ -59,7 +63,13 @@ class PReFModel(nnx.Module):
 
   def phi(self, s_xD: jax.Array) -> jax.Array:
     """Base rewards `[..., J]` of states `[..., D]`."""
-    return self.bases(s_xD)
+    out = self.bases(s_xD)
+    return out if self.linear is None else out + self.linear(s_xD)
+
+  def nonlinear_l2(self) -> jax.Array:
+    """Squared norm of the bases MLP's output kernel: the size of phi's non-linear part."""
+    kernel = self.bases.layers[-1].kernel[...]
+    return jnp.sum(kernel * kernel)
 
   def __call__(self, context: dict, targets: dict, *, num_steps: int) -> tuple[jax.Array, dict]:
     """Logits of P(a preferred) on the targets of new users known by their context.
