@@ -36,7 +36,12 @@ ECDAT = {"model.hidden": (32, 32), "model.embed_dim": 32, "model.latent_dim": 4,
          "pref.population_coef": 3.0, "train.batch_sets": 32, "train.num_context": 4,
          "train.num_targets": 4,
          "eval.num_context": 6, "loss.target_mode": "both", "maxmin.steps_per_round": 200}
-MOVIELENS = {"train.num_context": 8, "train.num_targets": 8, "eval.num_context": 8}
+# MovieLens rates the same 1,682 films again and again, so a reward that learns each film
+# pays, and the penalty on the decoder's non-linear part (loss.nonlinear_l2, 3 by default)
+# costs VPL: on movielens100k's validation users (grouping=age, seed 0) VPL scored 0.655 with
+# 0, 0.636 with 0.3, 0.630 with 1 and 3 (BTL 0.638; docs/data.md).
+MOVIELENS = {"train.num_context": 8, "train.num_targets": 8, "eval.num_context": 8,
+             "loss.nonlinear_l2": 0.0}
 
 
 def get_config(arg: str = "dataset=ecdat_train"):
