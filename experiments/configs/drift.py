@@ -1,14 +1,15 @@
 """Per-user drift: does a recency-weighted context follow users who change their mind?
 
-Command:  python -m experiments.seeds --workdir=runs/drift --config=experiments/configs/drift.py
+Command:  python -m experiments.seeds --workdir=runs/drift_v2 --config=experiments/configs/drift.py
 Keys:     task=drift_didactic | drift_ufp4; recency=exp:H | latest:N (vs the unweighted context);
           order=time (VPL trains on windows of consecutive answers) | random (unordered sets).
 Runtime:  41-56 s per seed measured on the 2-core CPU shared with other jobs (compile included).
 Expected: results.json's `drift` section, VPL on each user's latest 16 answers (seeds 0-2):
-          0.918 / 0.923 / 0.915 with the latest 8 answers as context, against 0.667 / 0.657 /
-          0.658 with all 48 earlier answers unweighted (gain 0.251 / 0.266 / 0.257).
-          recency=exp:4: 0.882 / 0.891 / 0.891. order=random,recency=exp:4: 0.769 / 0.773
-          / 0.783 against 0.652 / 0.644 / 0.650. BTL: 0.667 / 0.663 / 0.668.
+          0.913 / 0.918 / 0.903 with the latest 8 answers as context, against 0.673 / 0.660 /
+          0.657 with all 48 earlier answers unweighted (gain 0.240 / 0.258 / 0.246); BTL
+          0.667 / 0.663 / 0.668. With the recipe before the decoder's linear path:
+          recency=exp:4: 0.882 / 0.891 / 0.891; order=random,recency=exp:4: 0.769 / 0.773
+          / 0.783 against 0.652 / 0.644 / 0.650 (docs/stability_dynamics.md).
 """
 
 from experiments.configs import args, default
