@@ -1,13 +1,13 @@
 """Feedback loops (echo chambers): best-of-N under VPL's personal reward, with shrinkage.
 
-Command:  python -m experiments.feedback_loop --workdir=runs/feedback_loop
+Command:  python -m experiments.feedback_loop --workdir=runs/feedback_loop_v2
 Keys:     task=ufp4 (default) | ufp2. Simulation settings: --config.feedback.* (no retraining).
-Runtime:  5 min 30 s for seeds 0-2 from scratch on the 2-core CPU shared with other jobs
-          (VPL trains about 50 s per seed; the rest is the rounds of every strength).
+Runtime:  about 65 s for seeds 0-2 from scratch on the 2-core CPU shared with other jobs.
 Expected: (seeds 0-2, DIR/feedback_loop.json's summary) after 10 rounds, constructed users'
-          drift from their genuine preference is 0.550 / 0.843 / 0.810 without shrinkage
-          and 0.198 / 0.136 / 0.232 with s = 1 (ratio 0.36 / 0.16 / 0.29). Genuine users'
-          accuracy costs 0.002 / 0.008 / 0.005. docs/stability_dynamics.md.
+          drift from their genuine preference is 0.845 / 0.876 / 0.618 without shrinkage
+          and 0.150 / 0.164 / 0.173 with s = 1 (ratio 0.18 / 0.19 / 0.28); genuine users'
+          accuracy costs 0.041 / 0.043 / 0.032 (0.016-0.022 at s = 0.75).
+          docs/stability_dynamics.md.
 """
 
 import ml_collections
