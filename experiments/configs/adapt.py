@@ -1,7 +1,7 @@
 """Asking a new user: every method trained once, then each held-out user asked 0-16 questions.
 
 Command:  python -m experiments.main --workdir=runs/adapt_didactic --config=experiments/configs/adapt.py:task=didactic
-          python -m experiments.adapt_seeds --workdir=runs/adapt_ufp4_seeds --config=experiments/configs/adapt.py:task=ufp4
+          python -m experiments.adapt_seeds --workdir=runs/adapt_ufp4_v2 --config=experiments/configs/adapt.py:task=ufp4
           python -m experiments.main --workdir=runs/adapt_didactic_noisy --config=experiments/configs/adapt.py:task=didactic,temperature=0.1
           (real or your own data: --config=experiments/configs/real.py:dataset=movielens100k
           --config.adapt.enabled=True, or byo.py:path=FILE; the answers are the users'
@@ -11,18 +11,18 @@ Tasks:    didactic, navigation2, navigation10, pets, ufp2, ufp4, unimodal (prese
           vpl/data/tasks.py), each with 96 pairs per user so that every held-out user has a
           pool of 64 candidate pairs and 32 fixed targets; the methods, MaxMin's K and PReF's
           J as in compare.py (navigation10 also takes navigation.py's ten-goal settings).
-Runtime:  (2-core CPU; training included) ufp4 198 s and navigation10 387 s for 3 seeds,
-          didactic at temperature=0.1 141 s; the questions take 1-11 s per method and
-          strategy (adaptation_info.seconds).
+Runtime:  (2-core CPU shared with other jobs; training included) ufp4 280 s and
+          navigation10 482 s for 3 seeds, didactic at temperature=0.1 141 s (earlier
+          recipe); the questions take 1-11 s per method and strategy.
 Expected: (seeds 0-2, docs/results.md 'Asking a new user') results.json's
           `adaptation[method][strategy][str(budget)]` = accuracy, nll, ece, brier,
           posterior_spread, bayes_oracle_accuracy; adaptation.png and reliability.png.
-          ufp4: VPL 0.931 / 0.967 at 4 / 8 random questions, 0.968 at 4 information-gain
-          ones; PReF 0.941 at 16 random, 0.942 at 8 D-optimal; MaxMin 0.989 from 2
-          entropy-chosen questions. navigation10: VPL 0.949 at 4 information-gain questions
-          against 0.928 at 8 random. VPL's posterior spread shrinks with every answer (ufp4:
-          1, 0.630, 0.445, 0.276, 0.158, 0.085). didactic,temperature=0.1: VPL ECE 0.011, NLL
-          within 0.009 nats of the Bayes oracle's.
+          ufp4: VPL 0.954 / 0.993 at 4 / 8 random questions, 0.994 at 4 information-gain
+          ones; PReF 0.928 at 16 random, 0.932 at 8 D-optimal; MaxMin 0.989 from 2
+          entropy-chosen questions. navigation10: VPL 0.952 at 4 information-gain questions
+          against 0.928 at 8 random. (Earlier recipe: VPL's posterior spread shrinks with
+          every answer, ufp4 1, 0.630, 0.445, 0.276, 0.158, 0.085; didactic,temperature=0.1:
+          VPL ECE 0.011, NLL within 0.009 nats of the Bayes oracle's.)
 """
 
 from experiments.configs import args, compare, default, navigation
