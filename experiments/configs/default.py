@@ -1,10 +1,10 @@
 """The headline experiment: `didactic`, two groups at 0.51 / 0.49, BTL against VPL.
 
 Command:  python -m experiments.main --workdir=runs/headline
-Runtime:  about 20 s wall on the 2-core CPU, compile included (19.3 s measured, idle).
-Expected: (seed 0) oracle 1.000, VPL 0.998, BTL 0.670 against its ceiling 0.674; on the
+Runtime:  about 20-30 s wall on the 2-core CPU, compile included.
+Expected: (seed 0) oracle 1.000, VPL 0.990, BTL 0.670 against its ceiling 0.674; on the
           pairs where the groups disagree, BTL gives the minority 0.474 (below chance: the
-          51/49 dilemma) and VPL 0.998. Labels are noiseless (temperature 0), so every such
+          51/49 dilemma) and VPL 0.987. Labels are noiseless (temperature 0), so every such
           pair's pooled vote is exactly 51/49.
 """
 

@@ -1,7 +1,7 @@
 """Personalising to what is stable: re-asked questions, the position-bias tower, VPL's KL.
 
 Command:  python -m experiments.main --workdir=runs/stability_ufp4 --config=experiments/configs/stability.py:task=ufp4
-          python -m experiments.seeds --workdir=runs/stability_ufp4_rel --config=experiments/configs/stability.py:task=ufp4 --check_headline=false
+          python -m experiments.seeds --workdir=runs/stability_ufp4_v2 --config=experiments/configs/stability.py:task=ufp4 --check_headline=false
           (task=didactic likewise; `reliability=none` turns off VPL's reliability weighting
           (vpl/reliability.py), `bias=false` the tower, `drop=true` leaves the answers the
           consistency analysis flags out of training, `pooling=bayes` and `free_bits=0`
@@ -12,15 +12,15 @@ Data:     the task preset's users re-asked (vpl/data/reasking.py): 30% non-attit
           option shown first, half of each user's questions asked 3 times in all (2
           re-asks), the order alternating. The clean twin (WORKDIR/clean) trains the same
           methods on the same users without the noise.
-Runtime:  both tasks' 3 seeds side by side about 4 minutes on the idle 2-core CPU (BTL and
-          VPL, twice: re-asked and clean).
+Runtime:  about 2 minutes per task for 3 seeds on the 2-core CPU (BTL and VPL, twice:
+          re-asked and clean).
 Expected: (seeds 0-2; docs/stability.md) the `stability` section: non-attitude users found
           with precision 1.000 and recall 0.983-1.000; the tower's first-shown rate
-          0.598-0.602 against the true 0.601-0.602 on didactic (0.571-0.577 against
-          0.592-0.595 on ufp4); VPL on genuine users 0.983-0.990 against 0.997-0.999 clean
-          (didactic) and 0.814-0.817 against 0.950-0.960 (ufp4); VPL's mean KL for
+          0.598-0.602 against the true 0.601-0.602 on didactic (0.586-0.591 against
+          0.592-0.595 on ufp4); VPL on genuine users 0.973-0.984 against 0.990-0.995 clean
+          (didactic) and 0.882-0.894 against 0.991-0.992 (ufp4); VPL's mean KL for
           non-attitude users 0.01-0.03 times genuine users' (0.81-1.27 with
-          reliability=none).
+          reliability=none, earlier recipe).
 """
 
 from experiments.configs import args, default
