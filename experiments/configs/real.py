@@ -7,13 +7,13 @@ Command:  python -m experiments.main --workdir=runs/ecdat --config=experiments/c
 Arguments: dataset=ecdat_train | movielens100k | movielens_small; grouping=gender | age |
           occupation | none (movielens100k); split=users | validation | temporal.
 Runtime:  (2-core CPU shared with other jobs, all six methods, compile included) ecdat_train
-          118 s for the 5 seeds; movielens100k 580 s for the 5 seeds (about 2 min a seed);
+          118 s for the 5 seeds; movielens100k 566 s for the 5 seeds (about 2 min a seed);
           movielens_small not timed (67,053 pairs of 671 users against movielens100k's
           94,205 of 943).
 Expected: (measured; docs/data.md has the tables) ecdat_train, held-out users, seeds 0-4:
           VPL 0.764 +- 0.020 against pooled BTL 0.705 +- 0.036 (VPL ahead in 4 seeds of 5,
           level in one); maxmin 0.721, pref 0.719, dpl_mv 0.695, dpl_cat 0.687.
-          movielens100k grouping=age, seeds 0-4: BTL 0.629 +- 0.009, VPL 0.646, PReF 0.642,
+          movielens100k grouping=age, seeds 0-4: BTL 0.629 +- 0.009, VPL 0.646, PReF 0.643,
           maxmin 0.641 (genres and year say little about a user's taste); every method's
           worst age band 0.59-0.61.
 
