@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import feedback_loop as feedback_config
-from vpl import config_checks, configs, feedback_loop
+from vpl import config_checks, configs, feedback_loop, shrinkage
 
 
 def test_drift_step_by_hand():
@@ -26,7 +26,9 @@ def test_stability_and_answers_by_hand():
   labels = np.array([[[1, 1], [0, 0], [1, 1], [0, 0]],
                      [[1, 1], [0, 0], [1, 1], [1, 0]],
                      [[1, 0], [0, 1], [1, 1], [0, 0]]], np.float32)
-  np.testing.assert_allclose(feedback_loop.stability(labels), [1.0, 0.5, 0.0])
+  np.testing.assert_allclose(feedback_loop.stability(labels, "consistency"), [1.0, 0.5, 0.0])
+  with pytest.raises(ValueError, match="feedback.stability = 'other'"):
+    feedback_loop.stability(labels, "other")
   c = np.array([[1.0, 0.0]])
   diff = np.array([[[2.0, -1.0], [-1.0, 3.0]]])  # margins 2 and -1
   a_first = np.array([[False, True]])
@@ -37,11 +39,34 @@ def test_stability_and_answers_by_hand():
   np.testing.assert_array_equal(got, [[1.0, 0.0]])  # the order flipped: b shown first
 
 
+def test_stability_mixture_by_hand():
+  """shrinkage.stability_from_mixture: users near a coin's 1/2 agreement get ~0, stable users
+  whose noise flips an answer or two keep ~1, and the weights are a fixed point of the EM
+  (pi = mean w, p = sum w k / sum w n, w = the mixture's posterior with those)."""
+  k = np.array([16, 16, 15, 14, 8, 7, 8, 9], np.float64)
+  n = np.full(8, 16.0)
+  w = shrinkage.stability_from_mixture(k, n)
+  assert (w[:4] > 0.95).all() and (w[4:] < 0.05).all()
+  pi, p = w.mean(), (w * k).sum() / (w * n).sum()
+  stable = pi * p**k * (1 - p)**(n - k)
+  np.testing.assert_allclose(w, stable / (stable + (1 - pi) * 0.5**n), rtol=1e-6, atol=1e-9)
+  # Everyone stable but noisy: nobody is taken for a coin.
+  assert (shrinkage.stability_from_mixture([14, 15, 13, 16], [16] * 4) > 0.9).all()
+  with pytest.raises(ValueError, match="agree count"):
+    shrinkage.stability_from_mixture([5], [4])
+  # On two answers per question (one per order), through the feedback loop's default.
+  labels = np.zeros((2, 16, 2), np.float32)
+  labels[1, ::2, 1] = 1  # user 1 flips half their answers with the order
+  got = feedback_loop.stability(labels)
+  assert got[0] > 0.5 and got[1] < 0.5
+
+
 def test_config_rules_refuse_bad_feedback_fields():
   c = feedback_config.get_config()
   config_checks.check(c)
   for field, value in (("feedback.eta", 1.5), ("feedback.strengths", (0.0, 2.0)),
-                       ("feedback.rounds", 0), ("feedback.constructed_share", 1.0)):
+                       ("feedback.rounds", 0), ("feedback.constructed_share", 1.0),
+                       ("feedback.stability", "linear")):
     with pytest.raises(ValueError, match=rf"{field} = "):
       config_checks.check(configs.with_overrides(c, {field: value}))
 
@@ -63,7 +88,7 @@ def test_simulate_with_a_perfect_personal_reward():
   constructed = np.arange(40) % 2 == 0
   kw = dict(constructed_U=constructed, rounds=4, eta=0.3, lean=0.5, position_share=0.5,
             temperature=0.0, num_questions=8, num_prompts=8, num_candidates=8,
-            use_certainty=False, num_groups=2, seed=0)
+            use_certainty=False, num_groups=2, seed=0, stability_kind="consistency")
   free = feedback_loop.simulate(served, task.true_reward, data, strength=0.0, **kw)
   shrunk = feedback_loop.simulate(served, task.true_reward, data, strength=1.0, **kw)
   assert len(free["drift"]) == 5 and free["drift"][0] == shrunk["drift"][0]

@@ -140,6 +140,7 @@ RULES: dict[str, Rule] = {
     "adapt.num_samples": _int(1),
     "adapt.predictive": _choice("samples", "mean"),
     "feedback.rounds": _int(1),
+    "feedback.stability": _choice("mixture", "consistency"),
     "feedback.strengths": _shares(),
     "feedback.constructed_share": _num(0, strict=True, hi=1, hi_strict=True),
     "feedback.lean": _num(0, hi=1),

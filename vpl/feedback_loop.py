@@ -19,8 +19,10 @@ context and infers z; the user is shown, for each of `num_prompts` fresh prompts
     r = r_pop + k_u (r_user - r_pop),   k_u = 1 - s (1 - w_u),
 the shrinkage of vpl/shrinkage.py (`user_weight` with the certainty below, and `shrink`).
 s in [0, 1] is the knob (0: fully personal); w_u in [0, 1] is the user's weight: their
-stability, 2 x (agreement of the two answers to a question) - 1 clipped to [0, 1] (a
-position-driven answer flips with the order), times their certainty when `use_certainty`
+stability (`feedback.stability`: by default the posterior probability that their agreement
+count across the two orders comes from a stable preference rather than a coin, a position-
+driven answer flipping with the order; or 2 x agreement - 1, clipped), times their
+certainty when `use_certainty`
 (1 - the posterior's mean variance, clipped). r_pop is the population's reward: VPL's
 reward averaged over training users' posterior means (every reward z-scored over fixed
 reference items first, so users' rewards share one scale).
@@ -44,10 +46,20 @@ from flax import nnx
 from vpl import seeding, shrinkage
 
 
-def stability(labels_UxQx2: np.ndarray) -> np.ndarray:
-  """`[U]` stability of two answers (one per order) per question: 2 x agreement - 1, clipped."""
-  agree_U = (labels_UxQx2[..., 0] == labels_UxQx2[..., 1]).mean(-1)
-  return shrinkage.stability_from_consistency(agree_U)
+def stability(labels_UxQx2: np.ndarray, kind: str = "mixture") -> np.ndarray:
+  """`[U]` stability from two answers (one per order) per question.
+
+  `mixture` (default): the posterior probability of a stable preference under a stable-versus-
+  coin mixture of the users' agreement counts (`shrinkage.stability_from_mixture`);
+  `consistency`: 2 x agreement - 1, clipped (`shrinkage.stability_from_consistency`).
+  """
+  same_UxQ = labels_UxQx2[..., 0] == labels_UxQx2[..., 1]
+  if kind == "mixture":
+    return shrinkage.stability_from_mixture(same_UxQ.sum(-1), np.full(len(same_UxQ),
+                                                                      same_UxQ.shape[-1]))
+  if kind == "consistency":
+    return shrinkage.stability_from_consistency(same_UxQ.mean(-1))
+  raise ValueError(f"feedback.stability = {kind!r}; choose 'mixture' or 'consistency'.")
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -117,7 +129,7 @@ def serve(model: nnx.Module, train_z_VxL: np.ndarray, reference_RxD: np.ndarray)
 def simulate(served: Served, true_reward, heldout, *, constructed_U: np.ndarray, strength: float,
              rounds: int, eta: float, lean: float, position_share: float, temperature: float,
              num_questions: int, num_prompts: int, num_candidates: int, use_certainty: bool,
-             num_groups: int, seed: int) -> dict:
+             num_groups: int, seed: int, stability_kind: str = "mixture") -> dict:
   """Runs the loop for one shrinkage strength; returns per-round lists (round 0 first).
 
   Args:
@@ -177,7 +189,7 @@ def simulate(served: Served, true_reward, heldout, *, constructed_U: np.ndarray,
         [labels[..., 0], labels[..., 1]], 1))
     certainty_U = (shrinkage.certainty_from_spread(log_var_UxL) if use_certainty
                    else np.ones(len(labels)))
-    stability_U = stability(labels)
+    stability_U = stability(labels, stability_kind)
     w_U = certainty_U * stability_U
     k_Ux1 = shrinkage.user_weight(certainty_U, stability_U, strength)[:, None]
 
@@ -266,5 +278,6 @@ def run_seed(config, workdir: str) -> dict:
         rounds=f.rounds, eta=f.eta, lean=f.lean, position_share=f.position_share,
         temperature=f.temperature, num_questions=f.num_questions, num_prompts=f.num_prompts,
         num_candidates=f.num_candidates, use_certainty=f.use_certainty,
-        num_groups=run.task.num_groups, seed=loop_seed)
+        num_groups=run.task.num_groups, seed=loop_seed,
+        stability_kind=f.get("stability", "mixture"))
   return out

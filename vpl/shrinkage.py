@@ -86,3 +86,28 @@ def stability_from_consistency(consistency_U):
   """`clip(2 c - 1, 0, 1)`, NaN (no re-asked question) -> 1."""
   c = np.asarray(consistency_U, np.float64)
   return np.where(np.isnan(c), 1.0, np.clip(2.0 * c - 1.0, 0.0, 1.0))
+
+
+def stability_from_mixture(agree_U, asked_U, *, iters: int = 100):
+  """Posterior probability that each user's re-asked answers come from a stable preference.
+
+  A user answered `asked_U` questions twice and gave the same answer `agree_U` times. A stable
+  but noisy user agrees at a rate p (fitted, >= 1/2); a user without a preference agrees at a
+  coin's 1/2. A two-part binomial mixture, share pi of stable users, is fitted by EM over all
+  users, and the weight is pi Bin(k; n, p) / (pi Bin(k; n, p) + (1 - pi) Bin(k; n, 1/2)).
+  Unlike `stability_from_consistency`, a stable user whose noise flips a few answers keeps a
+  weight near 1 (the same idea as vpl/reliability.py's stable-versus-coin mixture).
+  """
+  k = np.asarray(agree_U, np.float64)
+  n = np.asarray(asked_U, np.float64)
+  if np.any(k < 0) or np.any(k > n):
+    raise ValueError("stability_from_mixture: every agree count must lie in [0, asked].")
+  p, pi = 0.9, 0.5
+  coin = n * np.log(0.5)
+  for _ in range(iters):
+    stable = np.log(pi) + k * np.log(p) + (n - k) * np.log1p(-p)
+    w = 1.0 / (1.0 + np.exp(np.log1p(-pi) + coin - stable))
+    pi = float(np.clip(w.mean(), 1e-6, 1 - 1e-6))
+    p = float(np.clip((w * k).sum() / max((w * n).sum(), 1e-12), 0.5, 1 - 1e-6))
+  stable = np.log(pi) + k * np.log(p) + (n - k) * np.log1p(-p)
+  return 1.0 / (1.0 + np.exp(np.log1p(-pi) + coin - stable))

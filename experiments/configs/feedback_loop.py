@@ -34,6 +34,7 @@ def get_config(arg: str = "task=ufp4"):
     f.num_prompts = 16
     f.num_candidates = 16
     f.use_certainty = False  # also weigh users by 1 - posterior variance
+    f.stability = "mixture"  # mixture (stable vs coin) | consistency (2 x agreement - 1)
     f.population_users = 256  # training users whose posterior means give r_pop
     f.reference_items = 512  # items every reward is z-scored over
   c.lock()
