@@ -1,13 +1,13 @@
 """Feedback loops (echo chambers): best-of-N under VPL's personal reward, with shrinkage.
 
-Command:  python -m experiments.feedback_loop --workdir=runs/feedback_loop_v2
+Command:  python -m experiments.feedback_loop --workdir=runs/feedback_loop_v3
 Keys:     task=ufp4 (default) | ufp2. Simulation settings: --config.feedback.* (no retraining).
-Runtime:  about 65 s for seeds 0-2 from scratch on the 2-core CPU shared with other jobs.
+Runtime:  about 60 s for seeds 0-2 from scratch on the 2-core CPU.
 Expected: (seeds 0-2, DIR/feedback_loop.json's summary) after 10 rounds, constructed users'
           drift from their genuine preference is 0.845 / 0.876 / 0.618 without shrinkage
-          and 0.150 / 0.164 / 0.173 with s = 1 (ratio 0.18 / 0.19 / 0.28); genuine users'
-          accuracy costs 0.041 / 0.043 / 0.032 (0.016-0.022 at s = 0.75).
-          docs/stability_dynamics.md.
+          and 0.151 / 0.164 / 0.173 with s = 1 (ratio 0.18 / 0.19 / 0.28); genuine users'
+          accuracy costs 0.013 / 0.019 / 0.012 (stability weights: genuine 0.91-0.94,
+          constructed 0.000-0.001). docs/stability_dynamics.md.
 """
 
 import ml_collections
