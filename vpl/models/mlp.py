@@ -31,3 +31,15 @@ class MLP(nnx.Module):
     for layer in self.layers[:-1]:
       x = self.activation(layer(x))
     return self.layers[-1](x)
+
+
+def with_linear(mlp: MLP, linear, x: jax.Array) -> jax.Array:
+  """`mlp(x)`, plus `linear(x)` when a linear path is given (None: the MLP alone)."""
+  out = mlp(x)
+  return out if linear is None else out + linear(x)
+
+
+def output_l2(mlp: MLP) -> jax.Array:
+  """Squared norm of the MLP's output kernel: the size of what its non-linear part adds."""
+  kernel = mlp.layers[-1].kernel[...]
+  return (kernel * kernel).sum()

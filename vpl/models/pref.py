@@ -17,7 +17,7 @@ import numpy as np
 from flax import nnx
 
 from vpl.models import condition_bias
-from vpl.models.mlp import MLP
+from vpl.models.mlp import MLP, output_l2, with_linear
 
 # Candidate Newton step sizes, largest first: each iteration takes the largest that does not
 # lower the objective, so a full step that would overshoot (near-separable labels, a flat
@@ -63,13 +63,11 @@ class PReFModel(nnx.Module):
 
   def phi(self, s_xD: jax.Array) -> jax.Array:
     """Base rewards `[..., J]` of states `[..., D]`."""
-    out = self.bases(s_xD)
-    return out if self.linear is None else out + self.linear(s_xD)
+    return with_linear(self.bases, self.linear, s_xD)
 
   def nonlinear_l2(self) -> jax.Array:
     """Squared norm of the bases MLP's output kernel: the size of phi's non-linear part."""
-    kernel = self.bases.layers[-1].kernel[...]
-    return jnp.sum(kernel * kernel)
+    return output_l2(self.bases)
 
   def __call__(self, context: dict, targets: dict, *, num_steps: int) -> tuple[jax.Array, dict]:
     """Logits of P(a preferred) on the targets of new users known by their context.

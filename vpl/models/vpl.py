@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from vpl.models import condition_bias
-from vpl.models.mlp import MLP
+from vpl.models.mlp import MLP, output_l2, with_linear
 
 
 def masked_mean(x_BxNxH: jax.Array, mask_BxN: Optional[jax.Array]) -> jax.Array:
@@ -138,13 +138,11 @@ class ProductDecoder(nnx.Module):
 
   def embed(self, s_xD: jax.Array) -> jax.Array:
     """phi(s) `[..., width]`."""
-    out = self.item(s_xD)
-    return out if self.linear is None else out + self.linear(s_xD)
+    return with_linear(self.item, self.linear, s_xD)
 
   def nonlinear_l2(self) -> jax.Array:
     """Squared norm of the item MLP's output kernel: the size of phi's non-linear part."""
-    kernel = self.item.layers[-1].kernel[...]
-    return jnp.sum(kernel * kernel)
+    return output_l2(self.item)
 
   def __call__(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
     return (self.embed(s_xD) * self.user(z_xL)).sum(-1)
