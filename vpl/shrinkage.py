@@ -102,12 +102,15 @@ def stability_from_mixture(agree_U, asked_U, *, iters: int = 100):
   n = np.asarray(asked_U, np.float64)
   if np.any(k < 0) or np.any(k > n):
     raise ValueError("stability_from_mixture: every agree count must lie in [0, asked].")
-  p, pi = 0.9, 0.5
   coin = n * np.log(0.5)
-  for _ in range(iters):
+
+  def posterior(p, pi):
     stable = np.log(pi) + k * np.log(p) + (n - k) * np.log1p(-p)
-    w = 1.0 / (1.0 + np.exp(np.log1p(-pi) + coin - stable))
+    return 1.0 / (1.0 + np.exp(np.log1p(-pi) + coin - stable))
+
+  p, pi = 0.9, 0.5
+  for _ in range(iters):
+    w = posterior(p, pi)
     pi = float(np.clip(w.mean(), 1e-6, 1 - 1e-6))
     p = float(np.clip((w * k).sum() / max((w * n).sum(), 1e-12), 0.5, 1 - 1e-6))
-  stable = np.log(pi) + k * np.log(p) + (n - k) * np.log1p(-p)
-  return 1.0 / (1.0 + np.exp(np.log1p(-pi) + coin - stable))
+  return posterior(p, pi)
