@@ -72,8 +72,8 @@ def size_config(size: str, method: str, encoder: str = "pairwise", dtype: str = 
   hidden = (256, 256) if method == "btl" else (256, 256, 256)
   return configs.with_overrides(default.get_config(), {
       "model.hidden": hidden, "model.embed_dim": 256, "model.latent_dim": 32,
-      "model.decoder": "concat", "loss.nonlinear_l2": 0.0, "train.batch_sets": 256, "train.num_context": 16,
-      "train.num_targets": 16, "loss.target_mode": "context",
+      "model.decoder": "concat", "loss.nonlinear_l2": 0.0, "train.batch_sets": 256,
+      "train.num_context": 16, "train.num_targets": 16, "loss.target_mode": "context",
       "train.steps_per_call": FLAGS.steps_per_call, "model.encoder": encoder,
       "model.activation": FLAGS.control_activation, "model.decoder_blocks": blocks})
 
