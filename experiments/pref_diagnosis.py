@@ -3,10 +3,12 @@
   python -m experiments.pref_diagnosis --workdir=runs/ecdat_seeds/seed_0
 
 For the run's `pref` model (and `btl` if the run has it), prints held-out accuracy of:
-BTL; PReF as scored (the MAP weights from each user's context under the stored prior);
-the population's reward alone (every new user at the prior mean); PReF with the prior's
-covariance scaled by each of a few factors; and the training users' accuracy on their own
-training pairs with their own trained weights (how much the weights memorise).
+BTL; PReF as scored (under the prior the run chose); the population's reward alone (every
+new user at the prior mean); PReF with the Gaussian prior's covariance scaled by each of a
+few factors; PReF with the mixture prior (the trained users' weights as point masses); the
+best weights in hindsight per group (fitted on the group's own held-out targets: what the
+bases can express at all); and the training users' accuracy on their own training pairs
+with their own trained weights (how much the weights memorise).
 """
 
 import jax.numpy as jnp
@@ -15,7 +17,7 @@ from absl import app, flags
 
 from vpl import analysis, evaluate, seeding
 from vpl.methods import pref_prior
-from vpl.models.pref import map_weights
+from vpl.models.pref import atom_logits, atom_posterior, map_weights
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A finished run with pref in config.methods.",
@@ -38,9 +40,10 @@ def main(argv):
   v_ho = phi(ho.a) - phi(ho.b)
   ctx = evaluate.gather_context(ho, run.context_idx)
   v_ctx = phi(ctx["a"]) - phi(ctx["b"])
+
   mean = np.asarray(model.prior_mean[...])
   weights = np.asarray(model.user_weights[...])
-  if len(p.prior_scales) > 1:  # calibration users' own weights are never trained
+  if len(p.prior_scales) > 1 or p.mixture_prior:  # calibration users' weights are untrained
     calibration = pref_prior.calibration_users(
         tr, p.calibration_fraction, run.config.eval.num_context,
         seeding.rng(run.config.seed, "pref", "calibration"))
@@ -48,7 +51,9 @@ def main(argv):
   cov = pref_prior.spread(weights, mean, p.prior)
   if "btl" in scores:
     print(f"btl, held-out:                          {scores['btl']['heldout_accuracy']:.3f}")
-  print(f"pref as scored (prior scale {float(model.prior_scale[...]):g}):     "
+  chosen = ("mixture" if float(model.prior_mixture[...]) > 0.5
+            else f"scale {float(model.prior_scale[...]):g}")
+  print(f"pref as scored (prior {chosen}):     "
         f"{scores['pref']['heldout_accuracy']:.3f}")
   every = np.broadcast_to(mean, (ho.num_users, len(mean)))
   print(f"pref population reward (prior mean):    "
@@ -59,6 +64,22 @@ def main(argv):
                       num_steps=p.newton_steps)
     print(f"pref, prior covariance x {scale:<5g}:        "
           f"{_accuracy(v_ho, np.asarray(lam), ho.label, run.target_mask):.3f}")
+  atoms = jnp.asarray(weights)
+  log_post = atom_posterior(jnp.asarray(v_ctx), jnp.asarray(ctx["label"]), atoms,
+                            jnp.full(len(weights), -np.log(len(weights))))
+  logit = np.asarray(atom_logits(log_post, jnp.asarray(v_ho), atoms))
+  correct = np.where(logit > 0, ho.label, 1 - ho.label)[run.target_mask]
+  print(f"pref, mixture prior (trained users):   {correct.mean():.3f}")
+  if ho.group is not None:
+    best = []
+    for g in np.unique(ho.group):
+      rows = np.flatnonzero(ho.group == g)
+      keep = run.target_mask[rows]
+      v, y = v_ho[rows][keep], ho.label[rows][keep]
+      lam = map_weights(jnp.asarray(v[None]), jnp.asarray(y[None]), jnp.zeros(v.shape[-1]),
+                        1e-3 * jnp.eye(v.shape[-1]), num_steps=30)
+      best.append(_accuracy(v[None], np.asarray(lam), y[None], np.ones((1, len(y)), bool)))
+    print(f"best weights in hindsight, per group:  {np.round(best, 3).tolist()}")
   print(f"training users (less calibration users), own weights, own pairs: "
         f"{_accuracy(phi(tr.a) - phi(tr.b), weights, tr.label, tr.mask):.3f}")
   print(f"training users' weights: |mean| {np.linalg.norm(mean):.2f}, spread (sd per base) "

@@ -1,4 +1,5 @@
-"""MaxMin's K and PReF's J chosen from data, over tasks and seeds, against the true size.
+"""MaxMin's K, PReF's J and VPL's latent size chosen from data, over tasks and seeds, against
+the true size (VPL: against its default latent size; "true size" in the table is that).
 
   python -m experiments.select_sizes --workdir=runs/select                 # every case, seeds 0-2
   python -m experiments.select_sizes --workdir=runs/select --cases=ufp4:pref --seeds=0
@@ -16,7 +17,6 @@ from absl import app, flags, logging
 
 from experiments.configs import select
 from vpl import configs, selection_plots
-from vpl.data import tasks
 from vpl.experiment import train_and_evaluate
 
 FLAGS = flags.FLAGS
@@ -37,7 +37,7 @@ def main(argv):
   for case in FLAGS.cases:
     task, method = case.split(":")
     config = select.get_config(f"task={task},method={method}")
-    true = tasks.preset(task).num_groups
+    true = select.reference_size(task, method)
     chosen, shown, acc_auto, acc_true, curves = [], [], [], [], []
     for seed in [int(s) for s in FLAGS.seeds]:
       seeded = configs.with_overrides(config, {"seed": seed})

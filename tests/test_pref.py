@@ -1,5 +1,6 @@
 """vpl/models/pref.py, vpl/methods/pref.py: Newton MAP, SVD completion and init, end to end."""
 
+import dataclasses
 import functools
 import json
 import os
@@ -15,7 +16,9 @@ from vpl import experiment, methods, seeding, train
 from vpl.data import pairs, synthetic
 from vpl.data.comparisons import from_flat
 from vpl.methods import pref, pref_prior
-from vpl.models.pref import log_posterior, map_weights, question_scores
+from vpl import posteriors
+from vpl.models.pref import (atom_logits, atom_posterior, log_posterior, map_weights,
+                             question_scores)
 
 J = 3
 
@@ -215,8 +218,16 @@ def test_fit_reports_random_init_without_shared_pairs(tiny_config, tmp_path):
       seeding.rng(config.seed, "pref", "calibration"))
   assert calibration.sum() == 6
   scale = float(model.prior_scale[...])
-  assert scale in config.pref.prior_scales
-  assert scale == config.pref.prior_scales[int(np.argmax(model.prior_curve[...]))]
+  curve = np.asarray(model.prior_curve[...])
+  num_scales = len(config.pref.prior_scales)
+  assert len(curve) == num_scales + 1  # the Gaussian's scales, then the mixture
+  assert scale == config.pref.prior_scales[int(np.argmax(curve[:num_scales]))]
+  assert float(model.prior_mixture[...]) == float(curve[-1] > curve[:num_scales].max())
+  # The mixture's point masses are the trained users' lambdas, equally weighted; the
+  # calibration users' (never trained) have no weight.
+  log_weight = np.asarray(model.atom_log_weight[...])
+  assert np.all(np.isneginf(log_weight[calibration]))
+  np.testing.assert_allclose(log_weight[~calibration], -np.log(24), rtol=1e-6)
   mean, precision = pref.fit_prior(np.asarray(model.user_weights[...])[~calibration],
                                    "empirical", 0.01, scale,
                                    np.asarray(model.population_weights[...]))
@@ -343,3 +354,138 @@ def test_prior_scale_curve_by_hand():
                                  rng=np.random.default_rng(0))
   assert curve[0] == pytest.approx(np.log(0.5), abs=1e-4)
   assert curve[1] > curve[0] + 0.2
+
+
+def test_mixture_prior_posterior_and_predictive_by_hand():
+  """Two point masses lambda = +1 and -1 on one base phi(s) = s; one answer 'a' on v = 1."""
+  atoms = jnp.array([[1.0], [-1.0]])
+  log_post = atom_posterior(jnp.ones((1, 1, 1)), jnp.ones((1, 1)), atoms, jnp.log(
+      jnp.array([0.5, 0.5])))
+  s = lambda x: 1 / (1 + np.exp(-x))
+  post = np.array([s(1.0), s(-1.0)]) / (s(1.0) + s(-1.0))
+  np.testing.assert_allclose(np.exp(log_post[0]), post, rtol=1e-5)
+  # A masked answer adds nothing: the posterior stays at the prior.
+  masked = atom_posterior(jnp.ones((1, 1, 1)), jnp.ones((1, 1)), atoms,
+                          jnp.log(jnp.array([0.5, 0.5])), jnp.zeros((1, 1)))
+  np.testing.assert_allclose(np.exp(masked[0]), [0.5, 0.5], rtol=1e-6)
+  # The predictive on a target v = 2 averages the atoms' probabilities, not their lambdas
+  # (the posterior mean lambda, 0.46, would give sigma(0.92)).
+  p_a = post[0] * s(2.0) + post[1] * s(-2.0)
+  logit = atom_logits(log_post, jnp.full((1, 1, 1), 2.0), atoms)
+  np.testing.assert_allclose(float(logit[0, 0]), np.log(p_a / (1 - p_a)), rtol=1e-5)
+  # A point mass with weight 0 (log -inf) never counts.
+  gone = atom_posterior(jnp.ones((1, 1, 1)), jnp.ones((1, 1)), atoms,
+                        jnp.array([0.0, -jnp.inf]))
+  np.testing.assert_allclose(np.exp(gone[0]), [1.0, 0.0], atol=1e-7)
+
+
+def test_mixture_log_lik_by_hand():
+  """The user of test_prior_scale_curve_by_hand (every answer 'a' on v = 1): two point masses
+  +3 and -3; two context answers put the posterior on +3, whose targets score log sigma(3)."""
+  a = np.zeros((1, 6, 1), np.float32)
+  a[0, :, 0] = 1.0
+  data = from_flat(a[0], np.zeros((6, 1), np.float32), np.ones(6, np.float32),
+                   np.zeros(6, np.int64))
+  ll = pref_prior.mixture_log_lik(lambda s: s, data, np.array([0]), np.array([[3.0], [-3.0]]),
+                                  num_context=2, rng=np.random.default_rng(0))
+  s3 = 1 / (1 + np.exp(-3.0))
+  w = s3**2 / (s3**2 + (1 - s3)**2)  # the posterior of +3 after two answers
+  p_a = w * s3 + (1 - w) * (1 - s3)
+  assert ll == pytest.approx(np.log(p_a), rel=1e-5)
+
+
+@pytest.mark.parametrize("mixture", [0.0, 1.0])
+def test_model_and_posterior_follow_the_chosen_prior(tiny_config, mixture):
+  model = methods.make_method("pref", tiny_config).make_model(2, nnx.Rngs(0), num_users=5)
+  model.prior_mixture.set_value(jnp.asarray(mixture))
+  rng = np.random.default_rng(0)
+  context = dict(a=rng.normal(size=(3, 4, 2)).astype(np.float32),
+                 b=rng.normal(size=(3, 4, 2)).astype(np.float32),
+                 label=(rng.random((3, 4)) < 0.5).astype(np.float32),
+                 mask=np.ones((3, 4), np.float32))
+  targets = dict(a=rng.normal(size=(3, 6, 2)).astype(np.float32),
+                 b=rng.normal(size=(3, 6, 2)).astype(np.float32))
+  logits, aux = model(context, targets, num_steps=5)
+  v_ctx = model.phi(context["a"]) - model.phi(context["b"])
+  v_tgt = model.phi(targets["a"]) - model.phi(targets["b"])
+  atoms = model.user_weights[...]
+  log_post = atom_posterior(v_ctx, context["label"], atoms, model.atom_log_weight[...])
+  gauss = map_weights(v_ctx, context["label"], model.prior_mean[...],
+                      model.prior_precision[...], num_steps=5)
+  lam = jnp.exp(log_post) @ atoms if mixture else gauss
+  want = (atom_logits(log_post, v_tgt, atoms) if mixture
+          else jnp.einsum("btj,bj->bt", v_tgt, gauss))
+  np.testing.assert_allclose(logits, want, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(aux["lambda"], lam, rtol=1e-5, atol=1e-6)
+  # The posterior used to choose questions predicts the same probabilities.
+  post = posteriors.pref(5)
+  info = post.infer(model, context)
+  np.testing.assert_allclose(info["lam"], lam, rtol=1e-5, atol=1e-6)
+  p = post.predict(model, info, context, targets, None)
+  np.testing.assert_allclose(p, jax.nn.sigmoid(want), rtol=1e-5, atol=1e-6)
+
+
+def _bt(logit, y):
+  return float(-(y * jax.nn.log_sigmoid(logit) + (1 - y) * jax.nn.log_sigmoid(-logit)).mean())
+
+
+def test_population_head_is_a_base_trained_as_btl_by_hand(tiny_config):
+  """pref.population_head: r0 is the last base; the personal term gives it no gradient, the
+  pooled term is BTL on r0 alone, and the weights are penalised toward (0, ..., 0, 1)."""
+  config = edited(tiny_config, **{"pref.population_head": True, "pref.l2": 0.3})
+  method = methods.make_method("pref", config)
+  model = method.make_model(2, nnx.Rngs(0), num_users=5)
+  j = config.pref.num_bases
+  rng = np.random.default_rng(0)
+  n = 16
+  batch = dict(a=rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+               b=rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+               label=(rng.random(n) < 0.5).astype(np.float32), user=rng.integers(0, 5, n))
+  r0 = lambda s: np.asarray(model.population(s))[..., 0]
+  phi_a = np.asarray(model.phi(batch["a"]))
+  assert phi_a.shape == (n, j + 1)
+  np.testing.assert_allclose(phi_a[:, -1], r0(batch["a"]), rtol=1e-6)
+  np.testing.assert_array_equal(np.asarray(model.user_weights[...])[:, -1], 1.0)
+  value, metrics = method.loss(model, batch, None, None)
+  v = phi_a - np.asarray(model.phi(batch["b"]))
+  lam = np.asarray(model.user_weights[...])[batch["user"]]
+  y = batch["label"]
+  e = np.eye(j + 1)[-1]
+  reg = (((lam - e) ** 2).sum(-1).mean()
+         + 0.5 * ((phi_a[:, :j] ** 2).sum(-1) + (v[:, :j] - phi_a[:, :j]) ** 2 @ np.ones(j)
+                  ).mean())
+  assert float(metrics["nll"]) == pytest.approx(_bt((v * lam).sum(-1), y), rel=1e-5)
+  assert float(metrics["population_nll"]) == pytest.approx(
+      _bt(r0(batch["a"]) - r0(batch["b"]), y), rel=1e-5)
+  assert float(metrics["reg"]) == pytest.approx(reg, rel=1e-4)
+  assert float(value) == pytest.approx(
+      float(metrics["nll"]) + float(metrics["population_nll"]) + 0.3 * reg, rel=1e-5)
+  # Only the pooled term trains the head: without it, r0 gets no gradient.
+  personal_only = dataclasses.replace(method, loss=lambda m, b, k, s: (
+      method.loss(m, b, k, s)[1]["nll"], {}))
+  grads = nnx.grad(lambda m: personal_only.loss(m, batch, None, None)[0])(model)
+  assert all(np.abs(np.asarray(g)).max() == 0
+             for g in jax.tree.leaves(nnx.state(grads.population)))
+  grads = nnx.grad(lambda m: method.loss(m, batch, None, None)[0])(model)
+  assert max(np.abs(np.asarray(g)).max() for g in jax.tree.leaves(nnx.state(
+      grads.population))) > 0
+
+
+def test_population_head_at_prior_scale_zero_predicts_with_btl_reward(tiny_config, tmp_path):
+  """With a head, the prior mean is (0, ..., 0, 1): at scale 0 (and a tiny ridge) a new
+  user's reward is r0, whatever their answers."""
+  config = edited(_quick(tiny_config, 20), **{"pref.population_head": True,
+                                              "pref.prior_scales": (0.0,),
+                                              "pref.prior_ridge": 1e-6,
+                                              "pref.mixture_prior": False})
+  data = synthetic.didactic(num_users=30, pairs_per_user=16, seed=0).data
+  method = methods.make_method("pref", config)
+  model, _ = train.fit(method, config, data, ckpt_dir=str(tmp_path / "c"))
+  np.testing.assert_array_equal(model.prior_mean[...], np.eye(config.pref.num_bases + 1)[-1])
+  context = {k: data.a[:3, :4] if k == "a" else data.b[:3, :4] if k == "b"
+             else data.label[:3, :4] for k in ("a", "b", "label")}
+  targets = dict(a=data.a[:3, 4:10], b=data.b[:3, 4:10])
+  logits, _ = method.predict(model, context, targets)
+  r0 = lambda s: np.asarray(model.population(s))[..., 0]
+  np.testing.assert_allclose(logits, r0(targets["a"]) - r0(targets["b"]), rtol=1e-3,
+                             atol=1e-3)

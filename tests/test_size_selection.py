@@ -1,4 +1,4 @@
-"""Choosing MaxMin's K and PReF's J from data (vpl/size_selection.py)."""
+"""Choosing MaxMin's K, PReF's J and VPL's latent size from data (vpl/size_selection.py)."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from conftest import edited
-from vpl import analysis, experiment, size_selection
+from vpl import analysis, experiment, methods, size_selection
 from vpl.data import synthetic
 from vpl.models.mixture import RewardMixture
 
@@ -82,6 +82,25 @@ def test_auto_run_records_the_curve_and_reloads(tiny_config, tmp_path):
   assert run.models["maxmin"].num_clusters == sel["chosen"]
   again = run.evaluate()["maxmin"]["heldout_accuracy"]
   assert again == results["methods"]["maxmin"]["heldout_accuracy"]
+
+
+def test_vpl_latent_auto_records_the_curve_and_reloads(tiny_config, tmp_path):
+  """model.latent_dim = 'auto': one VPL per latent size, scored on validation users; the run
+  keeps the chosen size, and a restored run rebuilds the model at that size."""
+  config = edited(tiny_config, **{
+      "methods": ("vpl",), "model.latent_dim": "auto", "model.latent_candidates": (1, 2),
+      "train.num_steps": 150, "selection.patience": 0})
+  with pytest.raises(ValueError, match="model.latent_dim = 'auto'"):
+    methods.make_method("vpl", config)
+  results = experiment.train_and_evaluate(config, str(tmp_path))
+  sel = results["methods"]["vpl"]["selection"]
+  assert sel["field"] == "model.latent_dim" and [r["size"] for r in sel["curve"]] == [1, 2]
+  assert sel["chosen"] in (1, 2)
+  assert all(np.isfinite(r["heldout_log_lik"]) for r in sel["curve"])
+  run = analysis.load_run(str(tmp_path))
+  assert run.models["vpl"].encoder.head.layers[-1].kernel.shape[-1] == 2 * sel["chosen"]
+  again = run.evaluate()["vpl"]["heldout_accuracy"]
+  assert again == results["methods"]["vpl"]["heldout_accuracy"]
 
 
 def test_selection_figure_when_the_kept_size_was_not_tried(tmp_path):

@@ -37,7 +37,7 @@ def lookup(config: ml_collections.ConfigDict, dotted: str):
 
 # Size fields that also take the string "auto" (chosen from data, vpl/size_selection.py):
 # held as untyped references so `--config.maxmin.num_clusters=auto` and `=3` both parse.
-AUTO_FIELDS = ("maxmin.num_clusters", "pref.num_bases")
+AUTO_FIELDS = ("maxmin.num_clusters", "pref.num_bases", "model.latent_dim")
 
 
 def allow_auto(config: ml_collections.ConfigDict) -> None:

@@ -135,7 +135,9 @@ def maxmin() -> Posterior:
 
 
 def pref(newton_steps: int) -> Posterior:
-  """PReF's MAP lambda from the answers (refit by Newton at every call), Laplace covariance."""
+  """PReF's posterior: with the Gaussian prior, the MAP lambda (refit by Newton at every call)
+  and its Laplace covariance; with the mixture prior (`model.prior_mixture`), the posterior over
+  the trained users' lambdas, its mean and covariance."""
   def v_of(model, pairs):
     return model.phi(pairs["a"]) - model.phi(pairs["b"])
 
@@ -148,11 +150,23 @@ def pref(newton_steps: int) -> Posterior:
     logit = jnp.einsum("bnj,bj->bn", v_BxNxJ, lam_BxJ)
     w_BxN = jax.nn.sigmoid(logit) * jax.nn.sigmoid(-logit) * mask
     neg_hess = jnp.einsum("bn,bni,bnj->bij", w_BxN, v_BxNxJ, v_BxNxJ) + precision
-    return dict(lam=lam_BxJ, cov=jnp.linalg.inv(neg_hess))
+    atoms_UxJ = model.user_weights[...]
+    log_post = pref_model.atom_posterior(v_BxNxJ, context["label"], atoms_UxJ,
+                                         model.atom_log_weight[...], mask)
+    post_BxU = jnp.exp(log_post)
+    mean_BxJ = post_BxU @ atoms_UxJ
+    d_BxUxJ = atoms_UxJ - mean_BxJ[:, None]
+    mix_cov = jnp.einsum("bu,bui,buj->bij", post_BxU, d_BxUxJ, d_BxUxJ)
+    mixture = model.prior_mixture[...] > 0.5
+    return dict(lam=jnp.where(mixture, mean_BxJ, lam_BxJ), log_post=log_post,
+                cov=jnp.where(mixture, mix_cov, jnp.linalg.inv(neg_hess)))
 
   def predict(model, info, context, pairs, key):
     del context, key
-    return jax.nn.sigmoid(jnp.einsum("bcj,bj->bc", v_of(model, pairs), info["lam"]))
+    v_BxCxJ = v_of(model, pairs)
+    gauss = jnp.einsum("bcj,bj->bc", v_BxCxJ, info["lam"])
+    mix = pref_model.atom_logits(info["log_post"], v_BxCxJ, model.user_weights[...])
+    return jax.nn.sigmoid(jnp.where(model.prior_mixture[...] > 0.5, mix, gauss))
 
   def reward(model, info, context, items_BxMxD):
     del context

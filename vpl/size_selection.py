@@ -1,8 +1,10 @@
-"""A method's size chosen from data: MaxMin's number of clusters K, PReF's number of bases J.
+"""A method's size chosen from data: MaxMin's number of clusters K, PReF's number of bases J,
+VPL's latent size.
 
-With `maxmin.num_clusters = "auto"` (or `pref.num_bases = "auto"`), the training users are
-split once: a fraction `selection.validation_fraction` become validation users, the rest
-train one model per candidate size (`maxmin.candidates`, `pref.candidates`). Each
+With `maxmin.num_clusters = "auto"` (or `pref.num_bases`, `model.latent_dim` = "auto"), the
+training users are split once: a fraction `selection.validation_fraction` become validation
+users, the rest train one model per candidate size (`maxmin.candidates`, `pref.candidates`,
+`model.latent_candidates`). Each
 validation user gets `eval.num_context` of their pairs as a context, as a new user would, and
 the others are scored: the mean log-likelihood per pair of their labels under the model's
 prediction from that context. The chosen size is the smallest whose held-out log-likelihood
@@ -42,7 +44,8 @@ AUTO = "auto"
 DUPLICATE_AGREEMENT = 0.95
 # The size field of each method that can choose its size, and its candidates' field.
 SIZE_FIELDS = {"maxmin": ("maxmin.num_clusters", "maxmin.candidates"),
-               "pref": ("pref.num_bases", "pref.candidates")}
+               "pref": ("pref.num_bases", "pref.candidates"),
+               "vpl": ("model.latent_dim", "model.latent_candidates")}
 
 
 def is_auto(config: ml_collections.ConfigDict, name: str) -> bool:

@@ -132,6 +132,11 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.pref.calibration_fraction = 0.2
   # Weight of the population's reward m . phi trained as one BTL reward on the pooled pairs.
   c.pref.population_coef = 1.0
+  # Also try the trained users' own lambdas as the prior (point masses), kept where the
+  # calibration users' held-out likelihood prefers it to the best Gaussian.
+  c.pref.mixture_prior = True
+  # A reward r0 of its own for the population, trained as BTL; users deviate by lambda . phi.
+  c.pref.population_head = False
   c.pref.linear_path = False  # bases phi(s) = MLP(s) + A s
   c.pref.nonlinear_l2 = 0.0  # weight of ||bases MLP's output kernel||^2
   c.pref.svd_rounds = 10  # SVD initialisation (only when users label shared pairs)
@@ -231,11 +236,13 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.metrics = ml_collections.ConfigDict()
   c.metrics.tensorboard = False
 
-  # Choosing a size from data (vpl/size_selection.py): with maxmin.num_clusters = "auto" or
-  # pref.num_bases = "auto", the size in maxmin.candidates / pref.candidates with the best
-  # held-out log-likelihood on this fraction of the training users (one-standard-error rule).
+  # Choosing a size from data (vpl/size_selection.py): with maxmin.num_clusters, pref.num_bases
+  # or model.latent_dim (VPL) = "auto", the size in maxmin.candidates / pref.candidates /
+  # model.latent_candidates with the best held-out log-likelihood on this fraction of the
+  # training users (one-standard-error rule).
   c.maxmin.candidates = (1, 2, 3, 4, 5, 6, 8, 10, 12)
   c.pref.candidates = (1, 2, 3, 4, 6, 8)
+  c.model.latent_candidates = (1, 2, 4, 8, 16)
   c.selection = ml_collections.ConfigDict()
   c.selection.validation_fraction = 0.2
   c.selection.patience = 2  # stop after this many larger sizes without a gain (0: try all)

@@ -28,9 +28,11 @@ After training, the prior of a new user's lambda is a Gaussian at m with covaria
 s * Sigma + `pref.prior_ridge` I, Sigma the training weights' spread around m (empirical, or
 isotropic); the scale s is chosen from `pref.prior_scales` by the held-out likelihood of the
 training users' own pairs given a context of `eval.num_context` of them
-(`vpl/methods/pref_prior.py`). It is stored in the model, and is a pure function of the
-trained weights and the training users (`finalize`), so a model restored from a checkpoint
-gets exactly the same prior.
+(`vpl/methods/pref_prior.py`). With `pref.mixture_prior` the same users also score the
+trained users' own lambdas as the prior (one point mass each), which is kept where its
+held-out likelihood beats the best Gaussian's. The prior is stored in the model, and is a
+pure function of the trained weights and the training users (`finalize`), so a model
+restored from a checkpoint gets exactly the same prior.
 """
 
 from __future__ import annotations
@@ -189,6 +191,12 @@ def fit_prior(weights_UxJ: np.ndarray, kind: str, ridge: float, scale: float = 1
   return mean, pref_prior.precision(cov, scale, ridge)
 
 
+def head_weights(model: PReFModel) -> jax.Array:
+  """(0, ..., 0, 1): the weights whose reward is the population head's r0 alone (BTL's)."""
+  width = model.population_weights[...].shape[0]
+  return jax.nn.one_hot(width - 1, width)
+
+
 def make(config: ml_collections.ConfigDict) -> Method:
   p = config.pref
   if p.num_bases == "auto":
@@ -210,27 +218,35 @@ def make(config: ml_collections.ConfigDict) -> Method:
   if p.population_coef < 0:
     raise ValueError(f"pref.population_coef = {p.population_coef}; use >= 0.")
   nonlinear_l2 = float(p.get("nonlinear_l2", 0.0))
+  population_head = bool(p.get("population_head", False))
   if nonlinear_l2 < 0:
     raise ValueError(f"pref.nonlinear_l2 = {nonlinear_l2}; use >= 0 (0 = no penalty).")
 
   def make_model(feature_dim, rngs, num_users=1):
     return PReFModel(feature_dim, tuple(config.model.hidden), p.num_bases, num_users,
-                     num_scales=len(p.prior_scales),
+                     num_scales=len(p.prior_scales) + int(p.mixture_prior),
                      num_conditions=btl.num_conditions(config),
-                     linear_path=p.get("linear_path", False), rngs=rngs)
+                     linear_path=p.get("linear_path", False),
+                     population_head=population_head, rngs=rngs)
 
   def loss(model, batch, key, step, calibration_U=None):
     del key, step
-    phi_a, phi_b = model.phi(batch["a"]), model.phi(batch["b"])
+    # With a population head its r0 is the last base, trained as BTL on the pooled pairs
+    # alone (no gradient from the personal term), and the weights are penalised toward
+    # (0, ..., 0, 1): BTL's reward.
+    phi_a, phi_b = (model.phi(batch[k], stop_head=True) for k in ("a", "b"))
     lam = model.user_weights[...][batch["user"]]
-    pop = model.population_weights[...]
+    pop = head_weights(model) if population_head else model.population_weights[...]
     # Calibration users' pairs train the pooled reward only (vpl/methods/pref_prior.py).
     personal = None if calibration_U is None else ~calibration_U[batch["user"]]
     framed = lambda logit: condition_bias.apply(model, logit, batch)  # the tower, if on
     nll = losses.bt_loss(framed(((phi_a - phi_b) * lam).sum(-1)), batch["label"], personal)
-    pop_nll = losses.bt_loss(framed(((phi_a - phi_b) * pop).sum(-1)), batch["label"])
+    pooled_logit = (model.population(batch["a"])[..., 0] - model.population(batch["b"])[..., 0]
+                    if population_head else ((phi_a - phi_b) * pop).sum(-1))
+    pop_nll = losses.bt_loss(framed(pooled_logit), batch["label"])
+    bases_a, bases_b = phi_a[..., :p.num_bases], phi_b[..., :p.num_bases]
     reg = (losses.masked_mean(((lam - pop)**2).sum(-1), personal)
-           + 0.5 * ((phi_a**2).sum(-1) + (phi_b**2).sum(-1)).mean())
+           + 0.5 * ((bases_a**2).sum(-1) + (bases_b**2).sum(-1)).mean())
     value = nll + p.population_coef * pop_nll + p.l2 * reg
     metrics = dict(loss=value, nll=nll, population_nll=pop_nll, reg=reg)
     if nonlinear_l2 > 0:  # a Gaussian prior on the size of the bases' non-linear part
@@ -251,7 +267,7 @@ def make(config: ml_collections.ConfigDict) -> Method:
                        f"in memory; got {type(data).__name__}. Set streaming.enabled = False "
                        f"for pref, or run the other methods alone.")
     calibration_U = np.zeros(data.num_users, bool)
-    if len(p.prior_scales) > 1:
+    if len(p.prior_scales) > 1 or p.mixture_prior:
       calibration_U = pref_prior.calibration_users(
           data, p.calibration_fraction, config.eval.num_context,
           seeding.rng(config.seed, "pref", "calibration"))
@@ -267,8 +283,13 @@ def make(config: ml_collections.ConfigDict) -> Method:
       logging.info("pref: SVD initialisation from %d shared pairs x %d users (%.0f%% "
                    "observed)", init["svd_pairs"], init["svd_users"],
                    100 * init["svd_observed_fraction"])
-      model.user_weights.set_value(jnp.asarray(init["weights"]))
-      model.population_weights.set_value(jnp.asarray(init["weights"].mean(0)))
+      weights = init["weights"]
+      if population_head:  # the head's weight starts at 1, the bases' as deviations
+        weights = np.concatenate([weights - weights.mean(0), np.ones((len(weights), 1),
+                                                                    np.float32)], 1)
+      model.user_weights.set_value(jnp.asarray(weights))
+      if not population_head:
+        model.population_weights.set_value(jnp.asarray(init["weights"].mean(0)))
       info["prefit_relative_mse"] = list(prefit_bases(
           model, init["a"], init["b"], init["target"], num_steps=p.prefit_steps,
           learning_rate=config.optim.learning_rate))
@@ -282,18 +303,33 @@ def make(config: ml_collections.ConfigDict) -> Method:
 
   def finalize(model, data, calibration_U):
     weights = np.asarray(model.user_weights[...])[~calibration_U]
-    mean = np.asarray(model.population_weights[...])
+    mean = np.asarray(head_weights(model) if population_head else model.population_weights[...])
     cov = pref_prior.spread(weights, mean, p.prior)
     curve = [0.0]
-    if len(p.prior_scales) > 1:
+    users = np.flatnonzero(calibration_U)
+    if len(users):
       curve = pref_prior.scale_curve(
-          model.phi, data, np.flatnonzero(calibration_U), mean, cov, scales=p.prior_scales,
+          model.phi, data, users, mean, cov, scales=p.prior_scales,
           ridge=p.prior_ridge,
           num_context=config.eval.num_context, newton_steps=p.newton_steps,
           rng=seeding.rng(config.seed, "pref", "prior"))
     scale = float(p.prior_scales[int(np.argmax(curve))])
-    logging.info("pref: prior scale %g chosen from %s (training users' held-out log-lik "
-                 "%s)", scale, tuple(p.prior_scales), np.round(curve, 4).tolist())
+    log_weight = np.full(data.num_users, -np.inf)
+    atoms = pref_prior.atom_rows(~calibration_U, seeding.rng(config.seed, "pref", "atoms"))
+    log_weight[atoms] = -np.log(len(atoms))
+    mixture = False
+    if p.mixture_prior:
+      mixture_ll = pref_prior.mixture_log_lik(
+          model.phi, data, users, np.asarray(model.user_weights[...])[atoms],
+          num_context=config.eval.num_context, rng=seeding.rng(config.seed, "pref", "prior"))
+      mixture = mixture_ll > max(curve)
+      curve = list(curve) + [mixture_ll]
+    logging.info("pref: prior %s chosen (training users' held-out log-lik: Gaussian at "
+                 "scales %s %s%s)", "mixture of trained users" if mixture else f"scale {scale:g}",
+                 tuple(p.prior_scales), np.round(curve[:len(p.prior_scales)], 4).tolist(),
+                 f", mixture {curve[-1]:.4f}" if p.mixture_prior else "")
+    model.atom_log_weight.set_value(jnp.asarray(log_weight, jnp.float32))
+    model.prior_mixture.set_value(jnp.asarray(float(mixture), jnp.float32))
     model.prior_mean.set_value(jnp.asarray(mean, jnp.float32))
     model.prior_precision.set_value(
         jnp.asarray(pref_prior.precision(cov, scale, p.prior_ridge), jnp.float32))

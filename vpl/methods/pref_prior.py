@@ -12,6 +12,12 @@ smallest ones predict new users best: the bases already point along those users'
 preferences.) s = 0 is the population's reward for everyone (what a single reward gives), so
 where a few pairs cannot tell users apart, the chosen s keeps a new user's weights at the
 population's (docs/methods.md, 'PReF').
+
+The same calibration users score a second kind of prior (`mixture_log_lik`): the trained
+users' own lambdas as equally weighted point masses, whose posterior given a context picks
+out the trained users who answered alike. Where users come in a few types, the Gaussian
+smears the types together and the mixture keeps them apart; the calibration users' held-out
+likelihood decides between the best Gaussian and the mixture.
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from vpl.data.comparisons import UserComparisons
-from vpl.models.pref import map_weights
+from vpl.models.pref import atom_logits, atom_posterior, map_weights
 
 # Calibration users at most (for speed).
 MAX_USERS = 2000
+# Trained users' lambdas in the mixture prior at most (a random subset beyond; for memory).
+MAX_ATOMS = 4096
 
 
 def calibration_users(data: UserComparisons, fraction: float, num_context: int,
@@ -39,6 +47,15 @@ def calibration_users(data: UserComparisons, fraction: float, num_context: int,
     count = min(max(int(round(fraction * data.num_users)), 1), len(eligible), MAX_USERS)
     chosen[rng.choice(eligible, count, replace=False)] = True
   return chosen
+
+
+def atom_rows(trained_U: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """Rows of the users whose lambdas are the mixture prior's point masses: the trained ones,
+  at most MAX_ATOMS of them (a random subset)."""
+  rows = np.flatnonzero(trained_U)
+  if len(rows) > MAX_ATOMS:
+    rows = np.sort(rng.choice(rows, MAX_ATOMS, replace=False))
+  return rows
 
 
 def spread(weights_UxJ: np.ndarray, mean_J: np.ndarray, kind: str) -> np.ndarray:
@@ -77,16 +94,7 @@ def scale_curve(phi, data: UserComparisons, users: np.ndarray, mean_J: np.ndarra
     phi: the bases, states `[..., D]` -> `[..., J]`.
     data: the training users; `users` the rows scored (calibration users).
   """
-  if not len(users):
-    raise ValueError(f"no training user has more than eval.num_context = {num_context} "
-                     f"pairs, so PReF's prior strength cannot be fitted; lower "
-                     f"eval.num_context or set pref.prior_scales to one value.")
-  ctx, target = context_split(data, users, num_context, rng)
-  v_UxKxJ = np.asarray(phi(jnp.asarray(data.a[users]))) - np.asarray(
-      phi(jnp.asarray(data.b[users])))
-  y_UxK = data.label[users]
-  v_ctx = np.take_along_axis(v_UxKxJ, ctx[..., None], axis=1)
-  y_ctx = np.take_along_axis(y_UxK, ctx, axis=1)
+  v_UxKxJ, y_UxK, v_ctx, y_ctx, target = _calibration_pairs(phi, data, users, num_context, rng)
   curve = []
   for scale in scales:
     lam_UxJ = map_weights(jnp.asarray(v_ctx), jnp.asarray(y_ctx), jnp.asarray(mean_J),
@@ -96,3 +104,40 @@ def scale_curve(phi, data: UserComparisons, users: np.ndarray, mean_J: np.ndarra
     ll = y_UxK * jax.nn.log_sigmoid(logit) + (1 - y_UxK) * jax.nn.log_sigmoid(-logit)
     curve.append(float((np.asarray(ll) * target).sum() / target.sum()))
   return curve
+
+
+def _calibration_pairs(phi, data, users, num_context, rng):
+  """v = phi(a) - phi(b) and labels of `users`' pairs, their contexts and target mask."""
+  if not len(users):
+    raise ValueError(f"no training user has more than eval.num_context = {num_context} "
+                     f"pairs, so PReF's prior cannot be fitted; lower eval.num_context, or "
+                     f"set pref.prior_scales to one value and pref.mixture_prior = False.")
+  ctx, target = context_split(data, users, num_context, rng)
+  v_UxKxJ = np.asarray(phi(jnp.asarray(data.a[users]))) - np.asarray(
+      phi(jnp.asarray(data.b[users])))
+  y_UxK = data.label[users]
+  v_ctx = np.take_along_axis(v_UxKxJ, ctx[..., None], axis=1)
+  y_ctx = np.take_along_axis(y_UxK, ctx, axis=1)
+  return v_UxKxJ, y_UxK, v_ctx, y_ctx, target
+
+
+def mixture_log_lik(phi, data: UserComparisons, users: np.ndarray, atoms_AxJ: np.ndarray, *,
+                    num_context: int, rng: np.random.Generator, block: int = 256) -> float:
+  """Mean target log-likelihood per pair of `users` under the point-mass prior `atoms_AxJ`.
+
+  Contexts and targets are drawn as in `scale_curve` (the same `rng` seed gives the same
+  split), so the two are compared on the same pairs.
+  """
+  v_UxKxJ, y_UxK, v_ctx, y_ctx, target = _calibration_pairs(phi, data, users, num_context, rng)
+  atoms = jnp.asarray(atoms_AxJ)
+  log_weight = jnp.full(len(atoms_AxJ), -np.log(len(atoms_AxJ)), jnp.float32)
+  total = 0.0
+  for start in range(0, len(users), block):  # bounds the [block, K, atoms] logits
+    rows = slice(start, start + block)
+    log_post = atom_posterior(jnp.asarray(v_ctx[rows]), jnp.asarray(y_ctx[rows]), atoms,
+                              log_weight)
+    logit = atom_logits(log_post, jnp.asarray(v_UxKxJ[rows]), atoms)
+    y = y_UxK[rows]
+    ll = y * jax.nn.log_sigmoid(logit) + (1 - y) * jax.nn.log_sigmoid(-logit)
+    total += float((np.asarray(ll) * target[rows]).sum())
+  return total / float(target.sum())

@@ -15,6 +15,9 @@ from vpl.models.vpl import VPLModel
 
 def make(config: ml_collections.ConfigDict) -> Method:
   m, l, t = config.model, config.loss, config.train
+  if m.latent_dim == "auto":
+    raise ValueError("model.latent_dim = 'auto' is chosen while training "
+                     "(vpl.size_selection.fit_auto); make the method at one size.")
   if l.target_mode not in ("disjoint", "context", "both"):
     raise ValueError(f"loss.target_mode = {l.target_mode!r}; choose 'disjoint', 'context' "
                      f"or 'both'.")

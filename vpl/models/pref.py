@@ -3,7 +3,10 @@
 r_u(s) = lambda_u . phi(s): `phi` is an MLP with J outputs (the base rewards) shared by
 everyone, and `lambda_u` `[J]` is one row per training user. A new user's lambda is the MAP
 of a Bayesian logistic regression on v = phi(a) - phi(b) of their few labelled pairs, with a
-Gaussian prior fitted to the training users' lambdas (docs/methods.md, 'PReF').
+Gaussian prior fitted to the training users' lambdas; or, where the calibration users say it
+predicts better (`pref.mixture_prior`), the prior is the training users' lambdas themselves,
+one point mass each, and a new user's prediction averages their rewards weighted by how well
+each explains the user's answers (docs/methods.md, 'PReF').
 Shape suffixes: B users, N context pairs, T target pairs, C candidate pairs, J bases.
 """
 
@@ -36,7 +39,7 @@ class PReFModel(nnx.Module):
 
   def __init__(self, feature_dim: int, hidden: Sequence[int], num_bases: int,
                num_users: int, *, num_scales: int = 1, num_conditions: int = 0,
-               linear_path: bool = False, rngs: nnx.Rngs):
+               linear_path: bool = False, population_head: bool = False, rngs: nnx.Rngs):
     if num_bases < 1:
       raise ValueError(f"pref.num_bases = {num_bases}; use at least 1 (the paper uses ~5).")
     self.num_bases = num_bases
@@ -47,23 +50,39 @@ class PReFModel(nnx.Module):
                    if linear_path else None)
     # The shared position-bias tower on the targets' logits (model.condition_bias).
     self.condition_bias = condition_bias.make(num_conditions)
+    # pref.population_head: a reward r0(s) of its own, trained as BTL on the pooled pairs, is
+    # one more base (the last): every user's reward is lambda . [phi(s), r0(s)], and the
+    # prior mean (0, ..., 0, 1) is BTL's reward itself (docs/methods.md, 'PReF').
+    self.population = nnx.data(MLP(feature_dim, hidden, 1, rngs=rngs) if population_head
+                               else None)
+    width = num_bases + int(population_head)
     # Small random weights so that every base gets a gradient from the start (lambda = 0
-    # would leave phi with none).
-    self.user_weights = nnx.Param(
-        jax.random.normal(rngs.params(), (num_users, num_bases)) / jnp.sqrt(num_bases))
+    # would leave phi with none); the head's weight starts at 1.
+    weights = jax.random.normal(rngs.params(), (num_users, width)) / jnp.sqrt(width)
+    self.user_weights = nnx.Param(weights.at[:, -1].set(1.0) if population_head else weights)
     # The population's weights m: the training users' lambdas are penalised toward m (not
-    # toward 0), so m . phi is the reward the users share (docs/methods.md, 'PReF').
-    self.population_weights = nnx.Param(jnp.zeros(num_bases))
-    self.prior_mean = PriorStat(jnp.zeros(num_bases))
-    self.prior_precision = PriorStat(jnp.eye(num_bases))
+    # toward 0), so m . phi is the reward the users share (docs/methods.md, 'PReF'). With a
+    # head, m is fixed at (0, ..., 0, 1) instead (vpl/methods/pref.py, `head_weights`).
+    self.population_weights = nnx.Param(jnp.zeros(width))
+    self.prior_mean = PriorStat(jnp.zeros(width))
+    self.prior_precision = PriorStat(jnp.eye(width))
     # The chosen scale of the prior covariance, and the held-out log-likelihood per pair of
     # each scale of `pref.prior_scales` on the training users (vpl/methods/pref_prior.py).
     self.prior_scale = PriorStat(jnp.ones(()))
     self.prior_curve = PriorStat(jnp.zeros(num_scales))
+    # The mixture prior: log prior weight of each training user's lambda as a point mass
+    # (-inf for users whose lambda is not trained), and 1 where it was chosen over the Gaussian.
+    self.atom_log_weight = PriorStat(jnp.full(num_users, -np.log(num_users), jnp.float32))
+    self.prior_mixture = PriorStat(jnp.zeros(()))
 
-  def phi(self, s_xD: jax.Array) -> jax.Array:
-    """Base rewards `[..., J]` of states `[..., D]`."""
-    return with_linear(self.bases, self.linear, s_xD)
+  def phi(self, s_xD: jax.Array, *, stop_head: bool = False) -> jax.Array:
+    """Base rewards `[..., J]` of states `[..., D]`, the population head's r0 last if there is
+    one (`stop_head`: without its gradient)."""
+    bases = with_linear(self.bases, self.linear, s_xD)
+    if self.population is None:
+      return bases
+    r0 = self.population(s_xD)
+    return jnp.concatenate([bases, jax.lax.stop_gradient(r0) if stop_head else r0], -1)
 
   def nonlinear_l2(self) -> jax.Array:
     """Squared norm of the bases MLP's output kernel: the size of phi's non-linear part."""
@@ -82,13 +101,45 @@ class PReFModel(nnx.Module):
       rewards `reward_a`, `reward_b` `[B, T]`.
     """
     v_BxNxJ = self.phi(context["a"]) - self.phi(context["b"])
-    lam_BxJ = map_weights(v_BxNxJ, context["label"], self.prior_mean[...],
-                          self.prior_precision[...], num_steps=num_steps,
-                          mask_BxN=context.get("mask"))
-    reward_a = jnp.einsum("btj,bj->bt", self.phi(targets["a"]), lam_BxJ)
-    reward_b = jnp.einsum("btj,bj->bt", self.phi(targets["b"]), lam_BxJ)
-    return reward_a - reward_b, dict(reward_a=reward_a, reward_b=reward_b,
-                                     **{"lambda": lam_BxJ})
+    gauss_BxJ = map_weights(v_BxNxJ, context["label"], self.prior_mean[...],
+                            self.prior_precision[...], num_steps=num_steps,
+                            mask_BxN=context.get("mask"))
+    log_post_BxU = atom_posterior(v_BxNxJ, context["label"], self.user_weights[...],
+                                  self.atom_log_weight[...], context.get("mask"))
+    mixture = self.prior_mixture[...] > 0.5
+    # With the mixture prior, lambda is the posterior mean (what the rewards below use).
+    lam_BxJ = jnp.where(mixture, jnp.exp(log_post_BxU) @ self.user_weights[...], gauss_BxJ)
+    phi_a_BxTxJ, phi_b_BxTxJ = self.phi(targets["a"]), self.phi(targets["b"])
+    reward_a = jnp.einsum("btj,bj->bt", phi_a_BxTxJ, lam_BxJ)
+    reward_b = jnp.einsum("btj,bj->bt", phi_b_BxTxJ, lam_BxJ)
+    logits = jnp.where(mixture, atom_logits(log_post_BxU, phi_a_BxTxJ - phi_b_BxTxJ,
+                                            self.user_weights[...]), reward_a - reward_b)
+    return logits, dict(reward_a=reward_a, reward_b=reward_b, **{"lambda": lam_BxJ})
+
+
+def atom_posterior(v_BxNxJ: jax.Array, y_BxN: jax.Array, atoms_UxJ: jax.Array,
+                   log_weight_U: jax.Array, mask_BxN: Optional[jax.Array] = None) -> jax.Array:
+  """Log posterior `[B, U]` over the prior's point masses `atoms_UxJ` given each user's answers.
+
+  p(u | answers) is proportional to the prior weight of u times the likelihood of the answers
+  (soft labels allowed) under lambda = atoms[u].
+  """
+  logit_BxUxN = jnp.einsum("bnj,uj->bun", v_BxNxJ, atoms_UxJ)
+  y_Bx1xN = y_BxN[:, None]
+  ll_BxUxN = (y_Bx1xN * jax.nn.log_sigmoid(logit_BxUxN)
+              + (1 - y_Bx1xN) * jax.nn.log_sigmoid(-logit_BxUxN))
+  if mask_BxN is not None:
+    ll_BxUxN = ll_BxUxN * mask_BxN[:, None].astype(ll_BxUxN.dtype)
+  log_post_BxU = ll_BxUxN.sum(-1) + log_weight_U
+  return log_post_BxU - jax.nn.logsumexp(log_post_BxU, axis=-1, keepdims=True)
+
+
+def atom_logits(log_post_BxU: jax.Array, v_BxTxJ: jax.Array, atoms_UxJ: jax.Array) -> jax.Array:
+  """Logits `[B, T]` of the posterior predictive sum_u p(u | answers) sigma(atoms[u] . v)."""
+  logit_BxTxU = jnp.einsum("btj,uj->btu", v_BxTxJ, atoms_UxJ)
+  log_p_a = jax.nn.logsumexp(log_post_BxU[:, None] + jax.nn.log_sigmoid(logit_BxTxU), -1)
+  log_p_b = jax.nn.logsumexp(log_post_BxU[:, None] + jax.nn.log_sigmoid(-logit_BxTxU), -1)
+  return log_p_a - log_p_b
 
 
 def log_posterior(lam_BxJ: jax.Array, v_BxNxJ: jax.Array, y_BxN: jax.Array,
