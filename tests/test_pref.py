@@ -284,8 +284,8 @@ def test_linear_path_and_nonlinear_l2_by_hand(tiny_config):
   last = np.asarray(model.bases.layers[-1].kernel[...])
   assert float(metrics["nonlinear_l2"]) == pytest.approx(float((last ** 2).sum()), rel=1e-5)
   assert float(values[0.7] - values[0.0]) == pytest.approx(0.7 * (last ** 2).sum(), rel=1e-4)
-  plain = methods.make_method("pref", tiny_config).make_model(2, nnx.Rngs(0), num_users=5)
-  assert plain.linear is None
+  plain = methods.make_method("pref", edited(tiny_config, **{"pref.linear_path": False}))
+  assert plain.make_model(2, nnx.Rngs(0), num_users=5).linear is None
   with pytest.raises(ValueError, match="pref.nonlinear_l2 = -1.0"):
     methods.make_method("pref", edited(tiny_config, **{"pref.nonlinear_l2": -1.0}))
 
@@ -432,7 +432,8 @@ def _bt(logit, y):
 def test_population_head_is_a_base_trained_as_btl_by_hand(tiny_config):
   """pref.population_head: r0 is the last base; the personal term gives it no gradient, the
   pooled term is BTL on r0 alone, and the weights are penalised toward (0, ..., 0, 1)."""
-  config = edited(tiny_config, **{"pref.population_head": True, "pref.l2": 0.3})
+  config = edited(tiny_config, **{"pref.population_head": True, "pref.l2": 0.3,
+                                  "pref.linear_path": False, "pref.nonlinear_l2": 0.0})
   method = methods.make_method("pref", config)
   model = method.make_model(2, nnx.Rngs(0), num_users=5)
   j = config.pref.num_bases
@@ -442,18 +443,17 @@ def test_population_head_is_a_base_trained_as_btl_by_hand(tiny_config):
                b=rng.uniform(-1, 1, (n, 2)).astype(np.float32),
                label=(rng.random(n) < 0.5).astype(np.float32), user=rng.integers(0, 5, n))
   r0 = lambda s: np.asarray(model.population(s))[..., 0]
-  phi_a = np.asarray(model.phi(batch["a"]))
+  phi_a, phi_b = np.asarray(model.phi(batch["a"])), np.asarray(model.phi(batch["b"]))
   assert phi_a.shape == (n, j + 1)
   np.testing.assert_allclose(phi_a[:, -1], r0(batch["a"]), rtol=1e-6)
   np.testing.assert_array_equal(np.asarray(model.user_weights[...])[:, -1], 1.0)
   value, metrics = method.loss(model, batch, None, None)
-  v = phi_a - np.asarray(model.phi(batch["b"]))
+  v = phi_a - phi_b
   lam = np.asarray(model.user_weights[...])[batch["user"]]
   y = batch["label"]
   e = np.eye(j + 1)[-1]
   reg = (((lam - e) ** 2).sum(-1).mean()
-         + 0.5 * ((phi_a[:, :j] ** 2).sum(-1) + (v[:, :j] - phi_a[:, :j]) ** 2 @ np.ones(j)
-                  ).mean())
+         + 0.5 * ((phi_a[:, :j] ** 2).sum(-1) + (phi_b[:, :j] ** 2).sum(-1)).mean())
   assert float(metrics["nll"]) == pytest.approx(_bt((v * lam).sum(-1), y), rel=1e-5)
   assert float(metrics["population_nll"]) == pytest.approx(
       _bt(r0(batch["a"]) - r0(batch["b"]), y), rel=1e-5)
