@@ -60,7 +60,8 @@ def main(argv):
     fmt = lambda xs: " / ".join(f"{x:.3f}" for x in xs)
     rows.append(f"| {task} | {method} | {true} | {' / '.join(shown)} | "
                 f"{fmt(acc_auto)} | {fmt(acc_true)} |")
-    panels.append((f"{task} {method} (true={true})", curves))
+    kind = "default" if method == "vpl" else "true"  # VPL's latent has no true size
+    panels.append((f"{task} {method} ({kind}={true})", curves))
   text = "\n".join(rows)
   print(text)
   os.makedirs(FLAGS.workdir, exist_ok=True)

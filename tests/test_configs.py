@@ -58,7 +58,7 @@ def test_config_loads_locked_and_builds(name, arg):
   for method_name in config.methods:
     sized = config
     if size_selection.is_auto(config, method_name):  # each candidate size is a method
-      field, candidates = size_selection.SIZE_FIELDS[method_name]
+      field, candidates, _ = size_selection.auto_choice(config, method_name)
       sized = configs.with_overrides(config, {field: configs.lookup(config, candidates)[-1]})
     method = methods.make_method(method_name, sized)
     assert method.name == method_name

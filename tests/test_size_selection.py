@@ -103,6 +103,26 @@ def test_vpl_latent_auto_records_the_curve_and_reloads(tiny_config, tmp_path):
   assert again == results["methods"]["vpl"]["heldout_accuracy"]
 
 
+def test_penalty_auto_keeps_the_best_candidate_and_two_autos_are_refused(tiny_config, tmp_path):
+  """loss.nonlinear_l2 = 'auto': the candidate with the best validation log-likelihood is kept
+  (no one-standard-error rule: a penalty has no smaller model to prefer)."""
+  config = edited(tiny_config, **{
+      "methods": ("vpl",), "loss.nonlinear_l2": "auto",
+      "loss.nonlinear_l2_candidates": (0.0, 3.0), "train.num_steps": 150,
+      "selection.patience": 0})
+  results = experiment.train_and_evaluate(config, str(tmp_path))
+  sel = results["methods"]["vpl"]["selection"]
+  lls = [r["heldout_log_lik"] for r in sel["curve"]]
+  assert sel["field"] == "loss.nonlinear_l2" and [r["size"] for r in sel["curve"]] == [0.0, 3.0]
+  assert sel["chosen"] == [0.0, 3.0][int(np.argmax(lls))]
+  run = analysis.load_run(str(tmp_path))
+  assert run.evaluate()["vpl"]["heldout_accuracy"] == results["methods"]["vpl"][
+      "heldout_accuracy"]
+  both = edited(config, **{"model.latent_dim": "auto"})
+  with pytest.raises(ValueError, match="model.latent_dim and loss.nonlinear_l2 are all 'auto'"):
+    size_selection.is_auto(both, "vpl")
+
+
 def test_selection_figure_when_the_kept_size_was_not_tried(tmp_path):
   """MaxMin keeps the distinct clusters of a fit (11 of K = 12): the figure still draws."""
   from vpl import selection_plots

@@ -257,7 +257,8 @@ def load_run(workdir: str, step: Optional[int] = None) -> Run:
       if chosen is None:
         skipped[name] = "its size is chosen from data and the run has not finished"
         continue
-      sized = configs.with_overrides(config, {size_selection.SIZE_FIELDS[name][0]: chosen})
+      field = size_selection.auto_choice(config, name)[0]
+      sized = configs.with_overrides(config, {field: chosen})
       ckpt_dir = os.path.join(ckpt_dir, "final", str(chosen))
     method = methods.make_method(name, sized)
     restore: Any = getattr(method, "restore", None)

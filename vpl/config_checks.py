@@ -26,6 +26,11 @@ def _int_or_auto(lo: int) -> Rule:
   return (lambda v: v == "auto" or ok(v)), f"{what} or 'auto'"
 
 
+def _num_or_auto(lo: float) -> Rule:
+  ok, what = _num(lo)
+  return (lambda v: v == "auto" or ok(v)), f"{what} or 'auto'"
+
+
 def _num(lo: float, *, strict: bool = False, hi: float = math.inf,
          hi_strict: bool = False) -> Rule:
   def ok(v):
@@ -97,7 +102,7 @@ RULES: dict[str, Rule] = {
     "loss.warmup_steps": _int(0),
     "loss.cycles": _int(1),
     "loss.free_bits": _num(0),
-    "loss.nonlinear_l2": _num(0),
+    "loss.nonlinear_l2": _num_or_auto(0),
     "loss.target_mode": _choice("disjoint", "context", "both"),
     "optim.learning_rate": _num(0, strict=True),
     "optim.warmup_steps": _int(0),
@@ -115,7 +120,7 @@ RULES: dict[str, Rule] = {
     "dpl.entropy_coef": _num(0),
     "pref.num_bases": _int_or_auto(1),
     "pref.l2": _num(0),
-    "pref.nonlinear_l2": _num(0),
+    "pref.nonlinear_l2": _num_or_auto(0),
     "pref.newton_steps": _int(1),
     "pref.prior": _choice("empirical", "isotropic"),
     "pref.mixture_prior": _bool(),

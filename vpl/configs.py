@@ -37,7 +37,8 @@ def lookup(config: ml_collections.ConfigDict, dotted: str):
 
 # Size fields that also take the string "auto" (chosen from data, vpl/size_selection.py):
 # held as untyped references so `--config.maxmin.num_clusters=auto` and `=3` both parse.
-AUTO_FIELDS = ("maxmin.num_clusters", "pref.num_bases", "model.latent_dim")
+AUTO_FIELDS = ("maxmin.num_clusters", "pref.num_bases", "model.latent_dim", "loss.nonlinear_l2",
+               "pref.nonlinear_l2")
 
 
 def allow_auto(config: ml_collections.ConfigDict) -> None:

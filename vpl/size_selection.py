@@ -1,5 +1,5 @@
-"""A method's size chosen from data: MaxMin's number of clusters K, PReF's number of bases J,
-VPL's latent size.
+"""A method's size (or penalty) chosen from data: MaxMin's number of clusters K, PReF's number
+of bases J, VPL's latent size; VPL's and PReF's penalty on their item MLP's output.
 
 With `maxmin.num_clusters = "auto"` (or `pref.num_bases`, `model.latent_dim` = "auto"), the
 training users are split once: a fraction `selection.validation_fraction` become validation
@@ -13,7 +13,8 @@ rule: a bigger model must earn its size). For the mixture, extra clusters can st
 noiseless labels by splitting a group in two near-copies that average out each other's
 errors, so the chosen K is then the number of *distinct* clusters of the model the rule picked
 (`distinct_clusters`: two clusters whose rewards order 95% of the validation pairs alike
-count once). Sizes are tried in increasing order and the search stops
+count once). A penalty (`loss.nonlinear_l2 = "auto"`, `pref.nonlinear_l2 = "auto"`) has no
+"smaller" to prefer: the candidate with the best held-out log-likelihood is kept. Sizes are tried in increasing order and the search stops
 once `selection.patience` sizes in a row gain less than a standard error over the best
 before them (the mixture: once they add no distinct cluster). The method is then trained at the chosen size on all the training users.
 For the EM mixture, the Bayesian information criterion of each fit, -2 log-lik +
@@ -42,14 +43,26 @@ AUTO = "auto"
 # the validation users' pairs alike (neighbouring goals of 10-goal navigation order 81% alike,
 # two halves of one group about 98-99%).
 DUPLICATE_AGREEMENT = 0.95
-# The size field of each method that can choose its size, and its candidates' field.
-SIZE_FIELDS = {"maxmin": ("maxmin.num_clusters", "maxmin.candidates"),
-               "pref": ("pref.num_bases", "pref.candidates"),
-               "vpl": ("model.latent_dim", "model.latent_candidates")}
+# What each method can choose from data: (field, candidates' field, rule). "size": the
+# smallest candidate within one standard error of the best; "best": the best.
+CHOICES = {"maxmin": (("maxmin.num_clusters", "maxmin.candidates", "size"),),
+           "pref": (("pref.num_bases", "pref.candidates", "size"),
+                    ("pref.nonlinear_l2", "pref.nonlinear_l2_candidates", "best")),
+           "vpl": (("model.latent_dim", "model.latent_candidates", "size"),
+                   ("loss.nonlinear_l2", "loss.nonlinear_l2_candidates", "best"))}
+
+
+def auto_choice(config: ml_collections.ConfigDict, name: str) -> Optional[tuple[str, str, str]]:
+  """`(field, candidates field, rule)` of method `name`'s field set to "auto", or None."""
+  auto = [c for c in CHOICES.get(name, ()) if configs.lookup(config, c[0]) == AUTO]
+  if len(auto) > 1:
+    raise ValueError(f"{' and '.join(c[0] for c in auto)} are all 'auto'; {name} chooses one "
+                     f"field from data at a time: set the others to a value.")
+  return auto[0] if auto else None
 
 
 def is_auto(config: ml_collections.ConfigDict, name: str) -> bool:
-  return name in SIZE_FIELDS and configs.lookup(config, SIZE_FIELDS[name][0]) == AUTO
+  return auto_choice(config, name) is not None
 
 
 def validation_users(data: UserComparisons, fraction: float, num_context: int,
@@ -116,10 +129,11 @@ def _num_params(model: nnx.Module) -> int:
   return int(sum(np.size(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
 
 
-def _fit_at(name: str, config: ml_collections.ConfigDict, size: int, data: UserComparisons,
+def _fit_at(name: str, config: ml_collections.ConfigDict, field: str, size, data: UserComparisons,
             ckpt_dir: str, metrics_path, on_chunk):
-  """`(method, model, info)` of method `name` at `size`, fitted on `data` (bound to it)."""
-  sized = configs.with_overrides(config, {SIZE_FIELDS[name][0]: size})
+  """`(method, model, info)` of method `name` with `field` = `size`, fitted on `data` (bound
+  to it)."""
+  sized = configs.with_overrides(config, {field: size})
   method = methods.make_method(name, sized)
   model, info = (method.fit or train.fit)(method, sized, data, ckpt_dir=ckpt_dir,
                                           metrics_path=metrics_path, on_chunk=on_chunk)
@@ -139,17 +153,19 @@ def fit_auto(name: str, config: ml_collections.ConfigDict, data: UserComparisons
     info with `selection`: `field`, `candidates`, `chosen`, and per candidate
     `heldout_log_lik`, `heldout_log_lik_se` (and `bic`, `train_log_lik` for maxmin).
   """
-  field, candidates_field = SIZE_FIELDS[name]
-  candidates = [int(k) for k in configs.lookup(config, candidates_field)]
-  if not candidates or min(candidates) < 1 or sorted(set(candidates)) != candidates:
-    raise ValueError(f"{candidates_field} = {candidates}; give increasing sizes >= 1.")
+  field, candidates_field, rule = auto_choice(config, name)
+  cast = int if rule == "size" else float
+  candidates = [cast(k) for k in configs.lookup(config, candidates_field)]
+  low = 1 if rule == "size" else 0
+  if not candidates or min(candidates) < low or sorted(set(candidates)) != candidates:
+    raise ValueError(f"{candidates_field} = {candidates}; give increasing values >= {low}.")
   val = validation_users(data, config.selection.validation_fraction,
                          config.eval.num_context, seeding.rng(config.seed, "selection", name))
   fit_data, val_data = data.select_users(np.flatnonzero(~val)), data.select_users(
       np.flatnonzero(val))
   curve = []
   for size in candidates:
-    method, model, info = _fit_at(name, config, size, fit_data,
+    method, model, info = _fit_at(name, config, field, size, fit_data,
                                   os.path.join(ckpt_dir, "selection", str(size)),
                                   metrics_path, on_chunk)
     ll, se = heldout_log_lik(method, model, val_data, config.eval.num_context,
@@ -168,12 +184,14 @@ def fit_auto(name: str, config: ml_collections.ConfigDict, data: UserComparisons
     key = "distinct_clusters" if name == "maxmin" else "heldout_log_lik"
     if _no_gain_for(curve, config.selection.patience, key):
       break
-  chosen = one_standard_error([r["size"] for r in curve], [r["heldout_log_lik"] for r in curve],
-                              [r["heldout_log_lik_se"] for r in curve])
+  lls = [r["heldout_log_lik"] for r in curve]
+  chosen = (one_standard_error([r["size"] for r in curve], lls,
+                               [r["heldout_log_lik_se"] for r in curve]) if rule == "size"
+            else curve[int(np.argmax(lls))]["size"])
   by_likelihood = chosen
   if name == "maxmin":  # clusters that split one group serve its users as one would
     chosen = next(r["distinct_clusters"] for r in curve if r["size"] == chosen)
-  method, model, info = _fit_at(name, config, chosen, data,
+  method, model, info = _fit_at(name, config, field, chosen, data,
                                 os.path.join(ckpt_dir, "final", str(chosen)), metrics_path,
                                 on_chunk)
   info["selection"] = dict(field=field, candidates=candidates, chosen=chosen,

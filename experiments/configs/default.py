@@ -245,6 +245,10 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.maxmin.candidates = (1, 2, 3, 4, 5, 6, 8, 10, 12)
   c.pref.candidates = (1, 2, 3, 4, 6, 8)
   c.model.latent_candidates = (1, 2, 4, 8, 16)
+  # loss.nonlinear_l2 / pref.nonlinear_l2 = "auto": the candidate with the best held-out
+  # log-likelihood (no preference for either end).
+  c.loss.nonlinear_l2_candidates = (3.0, 10.0)
+  c.pref.nonlinear_l2_candidates = (3.0, 1000.0)
   c.selection = ml_collections.ConfigDict()
   c.selection.validation_fraction = 0.2
   c.selection.patience = 2  # stop after this many larger sizes without a gain (0: try all)

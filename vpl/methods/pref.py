@@ -199,9 +199,10 @@ def head_weights(model: PReFModel) -> jax.Array:
 
 def make(config: ml_collections.ConfigDict) -> Method:
   p = config.pref
-  if p.num_bases == "auto":
-    raise ValueError("pref.num_bases = 'auto' is chosen while training "
-                     "(vpl.size_selection.fit_auto); make the method at one size.")
+  for field in ("num_bases", "nonlinear_l2"):
+    if p.get(field) == "auto":
+      raise ValueError(f"pref.{field} = 'auto' is chosen while training "
+                       f"(vpl.size_selection.fit_auto); make the method at one value.")
   for field in ("newton_steps", "svd_rounds", "svd_max_pairs", "svd_max_users"):
     if p[field] < 1:
       raise ValueError(f"pref.{field} = {p[field]}; use at least 1.")

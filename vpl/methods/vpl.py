@@ -15,9 +15,11 @@ from vpl.models.vpl import VPLModel
 
 def make(config: ml_collections.ConfigDict) -> Method:
   m, l, t = config.model, config.loss, config.train
-  if m.latent_dim == "auto":
-    raise ValueError("model.latent_dim = 'auto' is chosen while training "
-                     "(vpl.size_selection.fit_auto); make the method at one size.")
+  for field, value in (("model.latent_dim", m.latent_dim),
+                       ("loss.nonlinear_l2", l.get("nonlinear_l2", 0.0))):
+    if value == "auto":
+      raise ValueError(f"{field} = 'auto' is chosen while training "
+                       f"(vpl.size_selection.fit_auto); make the method at one value.")
   if l.target_mode not in ("disjoint", "context", "both"):
     raise ValueError(f"loss.target_mode = {l.target_mode!r}; choose 'disjoint', 'context' "
                      f"or 'both'.")
