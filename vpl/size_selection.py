@@ -14,9 +14,10 @@ noiseless labels by splitting a group in two near-copies that average out each o
 errors, so the chosen K is then the number of *distinct* clusters of the model the rule picked
 (`distinct_clusters`: two clusters whose rewards order 95% of the validation pairs alike
 count once). A penalty (`loss.nonlinear_l2 = "auto"`, `pref.nonlinear_l2 = "auto"`) has no
-"smaller" to prefer: the candidate with the best held-out log-likelihood is kept. Sizes are tried in increasing order and the search stops
-once `selection.patience` sizes in a row gain less than a standard error over the best
-before them (the mixture: once they add no distinct cluster). The method is then trained at the chosen size on all the training users.
+"smaller" to prefer: the candidate with the best held-out log-likelihood is kept. Sizes are
+tried in increasing order and the search stops once `selection.patience` sizes in a row gain
+less than a standard error over the best before them (the mixture: once they add no
+distinct cluster). The method is then trained at the chosen size on all the training users.
 For the EM mixture, the Bayesian information criterion of each fit, -2 log-lik +
 (parameters) log(pairs), is reported beside it but does not choose: each cluster's penalty is
 a whole network's parameter count times log(pairs), about as large as what a group's own
