@@ -144,29 +144,37 @@ def pref(newton_steps: int) -> Posterior:
   def infer(model, context):
     v_BxNxJ = v_of(model, context)
     mask = context["mask"].astype(v_BxNxJ.dtype)
-    precision = model.prior_precision[...]
-    lam_BxJ = pref_model.map_weights(v_BxNxJ, context["label"], model.prior_mean[...],
-                                     precision, num_steps=newton_steps, mask_BxN=mask)
-    logit = jnp.einsum("bnj,bj->bn", v_BxNxJ, lam_BxJ)
-    w_BxN = jax.nn.sigmoid(logit) * jax.nn.sigmoid(-logit) * mask
-    neg_hess = jnp.einsum("bn,bni,bnj->bij", w_BxN, v_BxNxJ, v_BxNxJ) + precision
     atoms_UxJ = model.user_weights[...]
-    log_post = pref_model.atom_posterior(v_BxNxJ, context["label"], atoms_UxJ,
-                                         model.atom_log_weight[...], mask)
-    post_BxU = jnp.exp(log_post)
-    mean_BxJ = post_BxU @ atoms_UxJ
-    d_BxUxJ = atoms_UxJ - mean_BxJ[:, None]
-    mix_cov = jnp.einsum("bu,bui,buj->bij", post_BxU, d_BxUxJ, d_BxUxJ)
-    mixture = model.prior_mixture[...] > 0.5
-    return dict(lam=jnp.where(mixture, mean_BxJ, lam_BxJ), log_post=log_post,
-                cov=jnp.where(mixture, mix_cov, jnp.linalg.inv(neg_hess)))
+
+    def gaussian():
+      precision = model.prior_precision[...]
+      lam_BxJ = pref_model.map_weights(v_BxNxJ, context["label"], model.prior_mean[...],
+                                       precision, num_steps=newton_steps, mask_BxN=mask)
+      logit = jnp.einsum("bnj,bj->bn", v_BxNxJ, lam_BxJ)
+      w_BxN = jax.nn.sigmoid(logit) * jax.nn.sigmoid(-logit) * mask
+      neg_hess = jnp.einsum("bn,bni,bnj->bij", w_BxN, v_BxNxJ, v_BxNxJ) + precision
+      # log_post is unused with the Gaussian prior (zeros keep both branches' shapes).
+      log_post = jnp.zeros(v_BxNxJ.shape[:1] + atoms_UxJ.shape[:1], v_BxNxJ.dtype)
+      return dict(lam=lam_BxJ, cov=jnp.linalg.inv(neg_hess), log_post=log_post)
+
+    def mixture():
+      log_post = pref_model.atom_posterior(v_BxNxJ, context["label"], atoms_UxJ,
+                                           model.atom_log_weight[...], mask)
+      post_BxU = jnp.exp(log_post)
+      mean_BxJ = post_BxU @ atoms_UxJ
+      d_BxUxJ = atoms_UxJ - mean_BxJ[:, None]
+      return dict(lam=mean_BxJ, log_post=log_post,
+                  cov=jnp.einsum("bu,bui,buj->bij", post_BxU, d_BxUxJ, d_BxUxJ))
+
+    return jax.lax.cond(model.prior_mixture[...] > 0.5, mixture, gaussian)
 
   def predict(model, info, context, pairs, key):
     del context, key
     v_BxCxJ = v_of(model, pairs)
-    gauss = jnp.einsum("bcj,bj->bc", v_BxCxJ, info["lam"])
-    mix = pref_model.atom_logits(info["log_post"], v_BxCxJ, model.user_weights[...])
-    return jax.nn.sigmoid(jnp.where(model.prior_mixture[...] > 0.5, mix, gauss))
+    return jax.nn.sigmoid(jax.lax.cond(
+        model.prior_mixture[...] > 0.5,
+        lambda: pref_model.atom_logits(info["log_post"], v_BxCxJ, model.user_weights[...]),
+        lambda: jnp.einsum("bcj,bj->bc", v_BxCxJ, info["lam"])))
 
   def reward(model, info, context, items_BxMxD):
     del context

@@ -101,19 +101,26 @@ class PReFModel(nnx.Module):
       rewards `reward_a`, `reward_b` `[B, T]`.
     """
     v_BxNxJ = self.phi(context["a"]) - self.phi(context["b"])
-    gauss_BxJ = map_weights(v_BxNxJ, context["label"], self.prior_mean[...],
+    phi_a_BxTxJ, phi_b_BxTxJ = self.phi(targets["a"]), self.phi(targets["b"])
+    v_BxTxJ = phi_a_BxTxJ - phi_b_BxTxJ
+    atoms_UxJ = self.user_weights[...]
+
+    def gaussian():
+      lam_BxJ = map_weights(v_BxNxJ, context["label"], self.prior_mean[...],
                             self.prior_precision[...], num_steps=num_steps,
                             mask_BxN=context.get("mask"))
-    log_post_BxU = atom_posterior(v_BxNxJ, context["label"], self.user_weights[...],
-                                  self.atom_log_weight[...], context.get("mask"))
-    mixture = self.prior_mixture[...] > 0.5
-    # With the mixture prior, lambda is the posterior mean (what the rewards below use).
-    lam_BxJ = jnp.where(mixture, jnp.exp(log_post_BxU) @ self.user_weights[...], gauss_BxJ)
-    phi_a_BxTxJ, phi_b_BxTxJ = self.phi(targets["a"]), self.phi(targets["b"])
+      return jnp.einsum("btj,bj->bt", v_BxTxJ, lam_BxJ), lam_BxJ
+
+    def mixture():  # lambda is the posterior mean (what the rewards below use)
+      log_post_BxU = atom_posterior(v_BxNxJ, context["label"], atoms_UxJ,
+                                    self.atom_log_weight[...], context.get("mask"))
+      return (atom_logits(log_post_BxU, v_BxTxJ, atoms_UxJ),
+              jnp.exp(log_post_BxU) @ atoms_UxJ)
+
+    # Only the chosen prior's posterior is computed.
+    logits, lam_BxJ = jax.lax.cond(self.prior_mixture[...] > 0.5, mixture, gaussian)
     reward_a = jnp.einsum("btj,bj->bt", phi_a_BxTxJ, lam_BxJ)
     reward_b = jnp.einsum("btj,bj->bt", phi_b_BxTxJ, lam_BxJ)
-    logits = jnp.where(mixture, atom_logits(log_post_BxU, phi_a_BxTxJ - phi_b_BxTxJ,
-                                            self.user_weights[...]), reward_a - reward_b)
     return logits, dict(reward_a=reward_a, reward_b=reward_b, **{"lambda": lam_BxJ})
 
 
