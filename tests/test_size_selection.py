@@ -1,5 +1,6 @@
 """Choosing MaxMin's K, PReF's J and VPL's latent size from data (vpl/size_selection.py)."""
 
+import dataclasses
 import json
 import os
 
@@ -35,14 +36,34 @@ def test_search_stops_after_patience_sizes_without_gain():
   assert not size_selection._no_gain_for(count(1, 2, 3, 3), 2, "distinct_clusters")
 
 
+def _labelled_by_heads(model, data, heads_U):
+  """`data` with user u's labels the hard preferences of head `heads_U[u]`."""
+  margin_UxPxK = np.asarray(model.rewards(data.a) - model.rewards(data.b))
+  label = np.take_along_axis(margin_UxPxK, heads_U[:, None, None], 2)[..., 0] > 0
+  return dataclasses.replace(data, label=label.astype(np.float32))
+
+
 def test_distinct_clusters_counts_copies_once():
   model = RewardMixture(2, (8,), 3, rngs=nnx.Rngs(0))
-  data = synthetic.didactic(num_users=10, pairs_per_user=20, seed=0).data
+  data = synthetic.didactic(num_users=12, pairs_per_user=20, seed=0).data
+  data = _labelled_by_heads(model, data, np.arange(12) % 3)  # each head answers for 4 users
   assert size_selection.distinct_clusters(model, data) == 3  # three random heads differ
   # Head 2 a copy of head 0 (a scaled reward orders every pair alike).
   state = nnx.state(model.heads[0])
   nnx.update(model.heads[2], _scaled_output(state, 2.0))
   assert size_selection.distinct_clusters(model, data) == 2
+
+
+def test_distinct_clusters_skips_a_cluster_no_user_picks():
+  model = RewardMixture(2, (8,), 3, rngs=nnx.Rngs(0))
+  data = synthetic.didactic(num_users=12, pairs_per_user=20, seed=0).data
+  # Heads 0 and 1 answer for every user; head 2 differs from both but serves no one.
+  assert size_selection.distinct_clusters(model, _labelled_by_heads(
+      model, data, np.arange(12) % 2)) == 2
+  # Even as the heaviest cluster.
+  model.log_pi[...] = np.log(np.array([0.2, 0.2, 0.6], np.float32))
+  assert size_selection.distinct_clusters(model, _labelled_by_heads(
+      model, data, np.arange(12) % 2)) == 2
 
 
 def _scaled_output(state, factor):

@@ -12,8 +12,8 @@ is within one standard error (over validation users) of the best one (the one-st
 rule: a bigger model must earn its size). For the mixture, extra clusters can still pay on
 noiseless labels by splitting a group in two near-copies that average out each other's
 errors, so the chosen K is then the number of *distinct* clusters of the model the rule picked
-(`distinct_clusters`: two clusters whose rewards order 95% of the validation pairs alike
-count once). A penalty (`loss.nonlinear_l2 = "auto"`, `pref.nonlinear_l2 = "auto"`) has no
+(`distinct_clusters`: a cluster counts if it is the most probable one of some validation
+user, and two clusters whose rewards order 95% of the validation pairs alike count once). A penalty (`loss.nonlinear_l2 = "auto"`, `pref.nonlinear_l2 = "auto"`) has no
 "smaller" to prefer: the candidate with the best held-out log-likelihood is kept. Sizes are
 tried in increasing order and the search stops once `selection.patience` sizes in a row gain
 less than a standard error over the best before them (the mixture: once they add no
@@ -114,14 +114,22 @@ def _no_gain_for(curve: list[dict], patience: int, key: str = "heldout_log_lik")
 
 
 def distinct_clusters(model: nnx.Module, data: UserComparisons) -> int:
-  """How many of a mixture's K rewards are distinct groups: clusters, largest first, are kept
-  unless their reward orders DUPLICATE_AGREEMENT of `data`'s pairs as a kept one does."""
+  """How many of a mixture's K rewards are distinct groups that serve someone.
+
+  A cluster counts only if it is the most probable cluster (prior weight times the
+  likelihood of all their labels) of at least one of `data`'s users: a low-weight cluster
+  that no user's answers pick serves no one. Of those, clusters are kept, largest first,
+  unless their reward orders DUPLICATE_AGREEMENT of `data`'s pairs as a kept one does.
+  """
   a, b = data.a[data.mask], data.b[data.mask]
   prefers_PxK = np.asarray(model.rewards(a) - model.rewards(b)) > 0
+  log_pi_K = np.asarray(model.log_pi[...])
+  ll_UxK = np.asarray(model.cluster_log_lik(data.a, data.b, data.label, data.mask))
+  serves_K = np.bincount(np.argmax(ll_UxK + log_pi_K, 1), minlength=len(log_pi_K)) > 0
   kept = []
-  for k in np.argsort(-np.asarray(model.log_pi[...]), kind="stable"):
-    if all((prefers_PxK[:, k] == prefers_PxK[:, j]).mean() < DUPLICATE_AGREEMENT
-           for j in kept):
+  for k in np.argsort(-log_pi_K, kind="stable"):
+    if serves_K[k] and all((prefers_PxK[:, k] == prefers_PxK[:, j]).mean() < DUPLICATE_AGREEMENT
+                           for j in kept):
       kept.append(k)
   return len(kept)
 
