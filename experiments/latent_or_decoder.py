@@ -3,9 +3,10 @@
   python -m experiments.latent_or_decoder --workdir=runs/compare_vpl_linear/ufp4/seed_0
 
 Loads a finished run with VPL and a synthetic task (`vpl.analysis.load_run`) and scores the
-held-out users' targets three ways: with each user's own posterior mean (what the run
-reports), with the mean of the posterior means of the user's true group (z found perfectly,
-up to the group), and, for the training users, their own training pairs with that group z.
+held-out users' targets four ways: as the run scores them (with model.atom_prior, the
+trained users' latents weighted by the context), with each user's own posterior mean, with
+the mean of the posterior means of the user's true group (z found perfectly, up to the
+group), and, for the training users, their own training pairs with that group z.
 If the group z does no better than the user's own, the encoder is not the limit; if the
 training pairs are fitted and the held-out targets are not, the decoder does not generalise
 from the training items to the others. Targets split by whether any training user labelled
@@ -52,12 +53,14 @@ def main(argv):
   _, model = run._get("vpl")  # raises with the loaded names when the run has no VPL
   method = run.methods["vpl"]
   heldout, train, targets = run.heldout, run.train_data, run.target_mask
-  _, aux = evaluate.predict_users(method, model, heldout, run.context_idx)
+  p_a, aux = evaluate.predict_users(method, model, heldout, run.context_idx)
   mu, group = aux["mu"], heldout.group
   centre = {int(k): mu[group == k].mean(0) for k in np.unique(group)}
   group_z = np.stack([centre[int(k)] for k in group])
   seen = _seen(train, heldout)
+  scored = (p_a > 0.5) == (heldout.label > 0.5)
   out = dict(workdir=FLAGS.workdir,
+             heldout_as_scored=float(scored[targets].mean()),
              heldout_own_z=_accuracy(model, heldout, mu, targets),
              heldout_group_z=_accuracy(model, heldout, group_z, targets),
              heldout_group_z_seen=_accuracy(model, heldout, group_z, targets & seen),

@@ -71,6 +71,10 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.model.reliability = "none"
   c.model.num_heads = 4
   c.model.learned_prior = False
+  # VPL predicts a new user by averaging the training users' latents (each from all of their
+  # pairs), weighted by how well each explains the context (vpl/models/latent_atoms.py;
+  # product decoders, training users in memory). False: the encoder's posterior mean.
+  c.model.atom_prior = True
   # product: r = <phi(s), psi(z)> | concat: r = MLP([s, z]) (the paper's). With free bits,
   # the product decoder is what keeps VPL from collapsing on ufp4 (README, "Posterior collapse").
   c.model.decoder = "product_linear"  # phi(s) = MLP(s) + A s; or "product", "concat"

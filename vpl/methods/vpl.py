@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import logging
 
+import jax
 import ml_collections
+import numpy as np
+from flax import nnx
 
-from vpl import losses, schedules
+from vpl import losses, schedules, seeding
+from vpl.data import streaming
+from vpl.data.comparisons import UserComparisons
 from vpl.method import Method
 from vpl.methods import btl, windows
 from vpl.methods.sampling import sample_sets
-from vpl.models.vpl import VPLModel
+from vpl.models import latent_atoms
+from vpl.models.vpl import ProductDecoder, VPLModel
 
 
 def make(config: ml_collections.ConfigDict) -> Method:
@@ -72,7 +80,45 @@ def make(config: ml_collections.ConfigDict) -> Method:
   if t.get("context_order", "random") == "time":  # windows in time order (drift tasks)
     sampler = functools.partial(windows.sample_windows, num_sets=t.batch_sets,
                                 num_context=t.num_context, num_targets=t.num_targets)
-  return Method("vpl", make_model, sampler, loss, predict, batch_axis_size=t.batch_sets,
-                min_pairs_per_user=t.num_context + t.num_targets,
-                min_pairs_source="train.num_context + train.num_targets")
+  method = Method("vpl", make_model, sampler, loss, predict, batch_axis_size=t.batch_sets,
+                  min_pairs_per_user=t.num_context + t.num_targets,
+                  min_pairs_source="train.num_context + train.num_targets")
+
+  def bind(data):
+    # model.atom_prior: the training users' latents become a new user's prior.
+    return dataclasses.replace(method, finalize=functools.partial(finalize, data=data))
+
+  def finalize(model, data):
+    if not isinstance(model.decoder, ProductDecoder):
+      logging.info("vpl: model.atom_prior needs a product decoder (model.decoder = %r); "
+                   "prediction keeps the encoder's posterior mean.", m.decoder)
+      return model
+    users = np.arange(data.num_users)
+    if len(users) > latent_atoms.MAX_ATOMS:
+      users = np.sort(seeding.rng(config.seed, "vpl", "atoms").choice(
+          users, latent_atoms.MAX_ATOMS, replace=False))
+    if isinstance(data, UserComparisons):
+      chosen = data.select_users(users)
+    else:  # streamed: the same users read from disk, laid out as in memory
+      chosen = streaming.load_users(data.opened, data.users[users],
+                                    standardization=data.standardization)
+    latent_atoms.set_atoms(model, user_means(model, chosen))
+    return model
+
+  return dataclasses.replace(method, bind=bind) if m.get("atom_prior", False) else method
+
+
+def user_means(model: VPLModel, data: UserComparisons, users_per_call: int = 256) -> np.ndarray:
+  """`[U, L]` each user's posterior mean from all of their pairs."""
+  graphdef, state = nnx.split(model)
+  encode = jax.jit(lambda state, c: nnx.merge(graphdef, state).posterior(c)[0])
+  out = []
+  for start in range(0, data.num_users, users_per_call):
+    rows = slice(start, start + users_per_call)
+    context = dict(a=data.a[rows], b=data.b[rows], label=data.label[rows],
+                   mask=data.mask[rows].astype(np.float32))
+    if data.reliability is not None:
+      context["reliability"] = data.reliability[rows]
+    out.append(np.asarray(encode(state, context)))
+  return np.concatenate(out)
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from vpl.models import condition_bias
+from vpl.models import condition_bias, latent_atoms
 from vpl.models.mlp import MLP, output_l2, with_linear
 
 
@@ -147,16 +147,21 @@ class ProductDecoder(nnx.Module):
   def __call__(self, s_xD: jax.Array, z_xL: jax.Array) -> jax.Array:
     return (self.embed(s_xD) * self.user(z_xL)).sum(-1)
 
-  def pair(self, a_xD: jax.Array, b_xD: jax.Array, z_xL: jax.Array):
-    """(r(a) - r(b), r(a), r(b)); the difference leaves out phi's last bias, which cancels."""
+  def item_pair(self, a_xD: jax.Array, b_xD: jax.Array):
+    """(phi(a) - phi(b), phi(a), phi(b)) `[..., width]`; the difference leaves out phi's last
+    bias, which cancels."""
     *hidden, last = self.item.layers
     h_a, h_b = _hidden(hidden, self.item.activation, a_xD, b_xD)
-    user = self.user(z_xL)
     diff, e_a, e_b = (h_a - h_b) @ last.kernel[...], last(h_a), last(h_b)
     if self.linear is not None:
       diff = diff + self.linear(a_xD - b_xD)
       e_a, e_b = e_a + self.linear(a_xD), e_b + self.linear(b_xD)
-    return (diff * user).sum(-1), (e_a * user).sum(-1), (e_b * user).sum(-1)
+    return diff, e_a, e_b
+
+  def pair(self, a_xD: jax.Array, b_xD: jax.Array, z_xL: jax.Array):
+    """(r(a) - r(b), r(a), r(b)); the difference leaves out phi's last bias, which cancels."""
+    user = self.user(z_xL)
+    return tuple((x * user).sum(-1) for x in self.item_pair(a_xD, b_xD))
 
 
 class ConcatDecoder(nnx.Module):
@@ -279,13 +284,19 @@ class VPLModel(nnx.Module):
       context: `a`, `b` `[B, N, D]`, `label` `[B, N]`, optional `mask` `[B, N]`; optional
         `reliability` `[B]`, which tempers the posterior toward the prior (`temper`).
       targets: `a`, `b` `[B, T, D]`, optional `condition` `[B, T]` (read by the bias tower).
-      key: draws z = mu + sigma * eps when given; z = mu (the posterior mean) when None.
+      key: draws z = mu + sigma * eps when given; z = mu (the posterior mean) when None,
+        or, once the trained users' latents are set (`model.atoms`, model.atom_prior), the
+        prediction averaged over them weighted by how well each explains the context
+        (vpl/models/latent_atoms.py).
 
     Returns:
       `(logits [B, T], aux)`; aux holds `mu`, `log_var`, `z` `[B, L]` and the targets'
       rewards `reward_a`, `reward_b` `[B, T]`.
     """
     mu, log_var = self.posterior(context)
+    if key is None and getattr(self, "atoms", None) is not None:  # model.atom_prior
+      logits, aux = latent_atoms.predict(self, context, targets)
+      return condition_bias.apply(self, logits, targets), dict(aux, mu=mu, log_var=log_var, z=mu)
     z = mu
     if key is not None:
       z = mu + jnp.exp(0.5 * log_var) * jax.random.normal(key, mu.shape, mu.dtype)

@@ -1,0 +1,105 @@
+"""VPL's prior of trained users' latents (vpl/models/latent_atoms.py, model.atom_prior)."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from conftest import edited
+from vpl import methods, train
+from vpl.data import synthetic
+from vpl.methods import vpl as vpl_method
+from vpl.models import latent_atoms
+from vpl.models.vpl import VPLModel
+
+D, L = 3, 2
+
+
+def _model(decoder="product_linear"):
+  return VPLModel(D, hidden=(8,), embed_dim=8, latent_dim=L, decoder=decoder,
+                  rngs=nnx.Rngs(0))
+
+
+def _sets(rng, users=4, pairs=5):
+  f = lambda *s: rng.standard_normal(s).astype(np.float32)
+  return (dict(a=f(users, pairs, D), b=f(users, pairs, D),
+               label=(rng.random((users, pairs)) < 0.5).astype(np.float32)),
+          dict(a=f(users, 6, D), b=f(users, 6, D)))
+
+
+def test_prediction_is_the_posterior_average_over_atoms_by_hand():
+  model, rng = _model(), np.random.default_rng(0)
+  context, targets = _sets(rng)
+  atoms = rng.standard_normal((3, L)).astype(np.float32)
+  latent_atoms.set_atoms(model, atoms)
+  logits, aux = model(context, targets)
+  r = lambda s, z: np.asarray(model.reward(s, np.broadcast_to(z, s.shape[:-1] + (L,))))
+  for u in range(4):
+    margin = lambda z: r(context["a"][u], z) - r(context["b"][u], z)
+    y = context["label"][u]
+    ll = np.array([np.sum(y * np.log(_sig(margin(z))) + (1 - y) * np.log(_sig(-margin(z))))
+                   for z in atoms])
+    w = np.exp(ll - ll.max()) / np.exp(ll - ll.max()).sum()
+    p_a = sum(w[m] * _sig(r(targets["a"][u], z) - r(targets["b"][u], z))
+              for m, z in enumerate(atoms))
+    np.testing.assert_allclose(_sig(np.asarray(logits[u])), p_a, rtol=1e-4, atol=1e-6)
+    # The user's reward is the posterior mean of the atoms' rewards.
+    mean_reward = sum(w[m] * r(targets["a"][u], z) for m, z in enumerate(atoms))
+    np.testing.assert_allclose(np.asarray(aux["reward_a"][u]), mean_reward, rtol=1e-4,
+                               atol=1e-5)
+
+
+def _sig(x):
+  return 1 / (1 + np.exp(-x))
+
+
+def test_one_atom_predicts_with_that_latent_and_context_mask_counts_pairs_out():
+  model, rng = _model(), np.random.default_rng(1)
+  context, targets = _sets(rng)
+  z = rng.standard_normal((1, L)).astype(np.float32)
+  latent_atoms.set_atoms(model, z)
+  logits, _ = model(context, targets)
+  fixed = np.asarray(model.reward(targets["a"], z[None]) - model.reward(targets["b"], z[None]))
+  np.testing.assert_allclose(np.asarray(logits), fixed, rtol=1e-4, atol=1e-5)
+  # Two atoms: a pair with mask 0 does not move the weights.
+  latent_atoms.set_atoms(model, rng.standard_normal((2, L)).astype(np.float32))
+  masked = dict(context, mask=np.ones((4, 5), np.float32))
+  masked["mask"][:, -1] = 0
+  cut = {k: v[:, :-1] for k, v in context.items()}
+  np.testing.assert_allclose(np.asarray(latent_atoms.log_posterior(model, masked)),
+                             np.asarray(latent_atoms.log_posterior(model, cut)), atol=1e-5)
+
+
+def test_training_sets_atoms_to_each_training_users_posterior_mean(tiny_config, tmp_path):
+  config = edited(tiny_config, **{"train.num_steps": 50})
+  data = synthetic.didactic(num_users=20, pairs_per_user=16, seed=0).data
+  method = methods.make_method("vpl", config)
+  model, _ = train.fit(method, config, data, ckpt_dir=str(tmp_path))
+  assert model.atoms[...].shape == (20, config.model.latent_dim)
+  u = 7
+  context = dict(a=data.a[u:u + 1], b=data.b[u:u + 1], label=data.label[u:u + 1],
+                 mask=data.mask[u:u + 1].astype(np.float32))
+  np.testing.assert_allclose(np.asarray(model.atoms[...][u]),
+                             np.asarray(model.posterior(context)[0][0]), rtol=1e-4, atol=1e-5)
+  # Sampling z (training) ignores the atoms; prediction uses them.
+  c = {k: data.__dict__[k][:2, :4] for k in ("a", "b", "label")}
+  t = {k: data.__dict__[k][:2, 4:8] for k in ("a", "b")}
+  _, aux = model(c, t, jax.random.key(0))
+  assert "atom_log_weight" not in aux
+  assert model(c, t)[1]["atom_log_weight"].shape == (2, 20)
+
+
+@pytest.mark.parametrize("fields", [{"model.atom_prior": False},
+                                    {"model.decoder": "concat", "loss.nonlinear_l2": 0.0}])
+def test_no_atoms_when_off_or_with_the_concat_decoder(tiny_config, fields, tmp_path):
+  config = edited(tiny_config, **{"train.num_steps": 50, **fields})
+  data = synthetic.didactic(num_users=20, pairs_per_user=16, seed=0).data
+  model, _ = train.fit(methods.make_method("vpl", config), config, data, ckpt_dir=str(tmp_path))
+  assert getattr(model, "atoms", None) is None
+
+
+def test_user_means_are_blocked_like_one_call():
+  data = synthetic.didactic(num_users=10, pairs_per_user=8, seed=0).data
+  model = VPLModel(2, hidden=(8,), embed_dim=8, latent_dim=L, rngs=nnx.Rngs(0))
+  np.testing.assert_allclose(vpl_method.user_means(model, data, users_per_call=3),
+                             vpl_method.user_means(model, data), atol=1e-6)

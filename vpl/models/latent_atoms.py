@@ -1,0 +1,70 @@
+"""VPL's prior of trained users' latents (`model.atom_prior`, docs/methods.md, 'VPL').
+
+After training, each training user's posterior mean z_m from all of their pairs is kept as a
+point mass (an "atom"). A new user's prediction is then the Bayesian average over the atoms:
+with w_m proportional to p(context | z_m) (times the atom's prior weight, uniform),
+
+    P(a preferred) = sum_m w_m sigmoid(r(a, z_m) - r(b, z_m)),
+
+and the user's reward is the posterior mean sum_m w_m r(s, z_m). The encoder still gives the
+Gaussian q(z | C) (`mu`, `log_var`: the question-asking posteriors and the policy read it);
+the atoms replace only its point estimate in prediction. It needs the product decoder
+r(s, z) = <phi(s), psi(z)>, for which every atom costs one dot product per item.
+Shape suffixes: B users, N context pairs, T targets, M atoms, E decoder width.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from vpl import losses
+
+# Most atoms kept (a random subset of the training users beyond it): the prediction costs
+# B x T x M dot products.
+MAX_ATOMS = 4096
+
+
+class AtomStat(nnx.Variable):
+  """Set after training from the trained parameters and the training users, never by
+  gradients."""
+
+
+def set_atoms(model: nnx.Module, z_MxL: jax.Array) -> None:
+  """Gives `model` (a VPLModel with a product decoder) the atoms `z_MxL`, equally weighted."""
+  z_MxL = jnp.asarray(z_MxL, jnp.float32)
+  model.atoms = AtomStat(z_MxL)
+  model.atom_log_weight = AtomStat(jnp.full(z_MxL.shape[0], -jnp.log(z_MxL.shape[0])))
+
+
+def log_posterior(model: nnx.Module, context: dict) -> jax.Array:
+  """log w `[B, M]`: each atom's posterior weight given the context pairs (their `mask`
+  weighs them; a `reliability` per set tempers the likelihood like the encoder's posterior)."""
+  user_MxE = model.decoder.user(model.atoms[...])
+  diff_BxNxE, _, _ = model.decoder.item_pair(context["a"], context["b"])
+  logit_BxNxM = jnp.einsum("bne,me->bnm", diff_BxNxE, user_MxE)
+  ll_BxNxM = losses.bt_log_likelihood(logit_BxNxM, context["label"][..., None])
+  if context.get("mask") is not None:
+    ll_BxNxM = ll_BxNxM * context["mask"][..., None].astype(ll_BxNxM.dtype)
+  ll_BxM = ll_BxNxM.sum(1)
+  if "reliability" in context:
+    ll_BxM = ll_BxM * context["reliability"][:, None]
+  return jax.nn.log_softmax(ll_BxM + model.atom_log_weight[...], axis=-1)
+
+
+def predict(model: nnx.Module, context: dict, targets: dict) -> tuple[jax.Array, dict]:
+  """Logits `[B, T]` of the atoms' averaged P(a preferred), and aux with the posterior-mean
+  rewards `reward_a`, `reward_b` `[B, T]` and `atom_log_weight` `[B, M]`."""
+  log_w_BxM = log_posterior(model, context)
+  w_BxM = jnp.exp(log_w_BxM)
+  user_MxE = model.decoder.user(model.atoms[...])
+  diff_BxTxE, e_a_BxTxE, e_b_BxTxE = model.decoder.item_pair(targets["a"], targets["b"])
+  logit_BxTxM = jnp.einsum("bte,me->btm", diff_BxTxE, user_MxE)
+  # log P(a) and log P(b) as log-sum-exps, so certain predictions keep their size.
+  log_p_a = jax.nn.logsumexp(jax.nn.log_sigmoid(logit_BxTxM) + log_w_BxM[:, None], -1)
+  log_p_b = jax.nn.logsumexp(jax.nn.log_sigmoid(-logit_BxTxM) + log_w_BxM[:, None], -1)
+  user_BxE = w_BxM @ user_MxE  # the posterior-mean reward is linear in psi
+  aux = dict(reward_a=(e_a_BxTxE * user_BxE[:, None]).sum(-1),
+             reward_b=(e_b_BxTxE * user_BxE[:, None]).sum(-1), atom_log_weight=log_w_BxM)
+  return log_p_a - log_p_b, aux
