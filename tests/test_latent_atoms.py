@@ -81,12 +81,15 @@ def test_training_sets_atoms_to_each_training_users_posterior_mean(tiny_config, 
                  mask=data.mask[u:u + 1].astype(np.float32))
   np.testing.assert_allclose(np.asarray(model.atoms[...][u]),
                              np.asarray(model.posterior(context)[0][0]), rtol=1e-4, atol=1e-5)
-  # Sampling z (training) ignores the atoms; prediction uses them.
+  # Prediction goes through the atoms; a sampled z (training) does not.
   c = {k: data.__dict__[k][:2, :4] for k in ("a", "b", "label")}
   t = {k: data.__dict__[k][:2, 4:8] for k in ("a", "b")}
-  _, aux = model(c, t, jax.random.key(0))
-  assert "atom_log_weight" not in aux
-  assert model(c, t)[1]["atom_log_weight"].shape == (2, 20)
+  np.testing.assert_array_equal(np.asarray(model(c, t)[0]),
+                                np.asarray(latent_atoms.predict(model, c, t)[0]))
+  logits, aux = model(c, t, jax.random.key(0))
+  z = np.asarray(aux["z"])[:, None]
+  np.testing.assert_allclose(np.asarray(logits), np.asarray(
+      model.reward(t["a"], z) - model.reward(t["b"], z)), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("fields", [{"model.atom_prior": False},

@@ -55,7 +55,8 @@ def log_posterior(model: nnx.Module, context: dict) -> jax.Array:
 
 def predict(model: nnx.Module, context: dict, targets: dict) -> tuple[jax.Array, dict]:
   """Logits `[B, T]` of the atoms' averaged P(a preferred), and aux with the posterior-mean
-  rewards `reward_a`, `reward_b` `[B, T]` and `atom_log_weight` `[B, M]`."""
+  rewards `reward_a`, `reward_b` `[B, T]` (the weights, `[B, M]`, stay out of aux: scoring
+  many users would hold users x atoms of them)."""
   log_w_BxM = log_posterior(model, context)
   w_BxM = jnp.exp(log_w_BxM)
   user_MxE = model.decoder.user(model.atoms[...])
@@ -66,5 +67,5 @@ def predict(model: nnx.Module, context: dict, targets: dict) -> tuple[jax.Array,
   log_p_b = jax.nn.logsumexp(jax.nn.log_sigmoid(-logit_BxTxM) + log_w_BxM[:, None], -1)
   user_BxE = w_BxM @ user_MxE  # the posterior-mean reward is linear in psi
   aux = dict(reward_a=(e_a_BxTxE * user_BxE[:, None]).sum(-1),
-             reward_b=(e_b_BxTxE * user_BxE[:, None]).sum(-1), atom_log_weight=log_w_BxM)
+             reward_b=(e_b_BxTxE * user_BxE[:, None]).sum(-1))
   return log_p_a - log_p_b, aux
