@@ -1,6 +1,4 @@
-"""PReF: reward factorisation r_u = lambda_u . phi, fit jointly; new users by MAP.
-
-(docs/methods.md, 'PReF')
+"""PReF: reward factorisation r_u = lambda_u . phi, fit jointly (docs/methods.md, 'PReF').
 
 Training is joint maximum likelihood of the bases phi and one weight row per training user,
 with L2 (`pref.l2`) on the weights and on the bases' outputs, by the generic trainer.
@@ -30,9 +28,9 @@ isotropic); the scale s is chosen from `pref.prior_scales` by the held-out likel
 training users' own pairs given a context of `eval.num_context` of them
 (`vpl/methods/pref_prior.py`). With `pref.mixture_prior` the same users also score the
 trained users' own lambdas as the prior (one point mass each), which is kept where its
-held-out likelihood beats the best Gaussian's. The prior is stored in the model, and is a
-pure function of the trained weights and the training users (`finalize`), so a model
-restored from a checkpoint gets exactly the same prior.
+held-out likelihood beats the best Gaussian's. With `pref.refine_rounds`, the bases are first
+refitted under that prior (`vpl/methods/pref_refine.py`). All of it is a pure function of the
+trained parameters and the training users (`finalize`): a restored model gets the same.
 """
 
 from __future__ import annotations
@@ -53,7 +51,7 @@ from vpl import losses, seeding
 from vpl.data.comparisons import UserComparisons
 from vpl.data.pairs import pair_ids
 from vpl.method import Method
-from vpl.methods import btl, pref_prior
+from vpl.methods import btl, pref_prior, pref_refine
 from vpl.methods.sampling import sample_pairs
 from vpl.models import condition_bias
 from vpl.models.pref import PReFModel
@@ -222,6 +220,7 @@ def make(config: ml_collections.ConfigDict) -> Method:
   population_head = bool(p.get("population_head", False))
   if nonlinear_l2 < 0:
     raise ValueError(f"pref.nonlinear_l2 = {nonlinear_l2}; use >= 0 (0 = no penalty).")
+  refine_rounds = pref_refine.check(p, btl.num_conditions(config))
 
   def make_model(feature_dim, rngs, num_users=1):
     return PReFModel(feature_dim, tuple(config.model.hidden), p.num_bases, num_users,
@@ -303,6 +302,10 @@ def make(config: ml_collections.ConfigDict) -> Method:
     return info
 
   def finalize(model, data, calibration_U):
+    if refine_rounds:  # the bases refitted under the users' weights as a prior
+      pref_refine.refine(model, data, np.flatnonzero(~calibration_U), rounds=refine_rounds,
+                         steps=p.refine_steps, learning_rate=config.optim.learning_rate,
+                         l2=p.l2, nonlinear_l2=nonlinear_l2)
     weights = np.asarray(model.user_weights[...])[~calibration_U]
     mean = np.asarray(head_weights(model) if population_head else model.population_weights[...])
     cov = pref_prior.spread(weights, mean, p.prior)

@@ -1,0 +1,119 @@
+"""PReF's bases refitted under the trained users' weights as the prior (`pref.refine_rounds`).
+
+Trained jointly, every user's weights lambda_u are free, and with a few noiseless answers
+each user needs the bases only to order *their own* pairs: on ufp4 the bases' span ends 5-8
+degrees off the four types' directions, and the best weights in hindsight reach only
+0.98 (docs/methods.md, 'PReF'). Each round here ties the users together through the mixture
+prior the method predicts with:
+
+1. lambda-bar_u = the posterior mean of user u's weights under the *other* training users'
+   weights as point masses, given all of u's training pairs (leave one out);
+2. the bases (MLP and linear path) are refitted with every user's weights fixed at
+   lambda-bar_u, so a group's users pull them toward one shared direction;
+3. each user's own weights are refitted to the new bases (they are the prior's atoms).
+
+Full batch, Adam, `pref.refine_steps` steps for each fit. It runs in `finalize`, after
+training and after a restore alike (the checkpoint holds the trained parameters; the
+refinement is a deterministic function of them and of the training users).
+Shape suffixes: U users, K pairs per user, J bases, B a block of users.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from vpl import losses
+from vpl.data.comparisons import UserComparisons
+from vpl.models.pref import PReFModel, atom_posterior
+
+# Elements of a block's [B, U, K] logits in the leave-one-out posterior.
+_BLOCK_ELEMENTS = 2 * 10**7
+
+
+def check(p, num_conditions: int) -> int:
+  """`pref.refine_rounds`, after refusing what the refinement cannot take."""
+  rounds = int(p.get("refine_rounds", 0))
+  if rounds < 0 or (rounds and p.get("refine_steps", 0) < 1):
+    raise ValueError(f"pref.refine_rounds = {rounds}, pref.refine_steps = "
+                     f"{p.get('refine_steps')}; use rounds >= 0 and steps >= 1.")
+  if rounds and (p.get("population_head", False) or num_conditions):
+    raise ValueError(f"pref.refine_rounds = {rounds} refits the bases alone, without the "
+                     f"population head or the position-bias tower; set pref.population_head "
+                     f"and model.condition_bias to False, or pref.refine_rounds = 0.")
+  return rounds
+
+
+def loo_posterior_means(v_UxKxJ: jax.Array, y_UxK: jax.Array, mask_UxK: jax.Array,
+                        weights_UxJ: jax.Array) -> jax.Array:
+  """`[U, J]`: each user's posterior mean weights given all their pairs, under the other
+  users' weights as equally likely point masses."""
+  num_users, num_pairs = y_UxK.shape
+  block = max(1, _BLOCK_ELEMENTS // max(1, num_users * num_pairs))
+  flat = jnp.zeros(num_users)
+  out = []
+  for start in range(0, num_users, block):
+    rows = jnp.arange(start, min(start + block, num_users))
+    log_post_BxU = atom_posterior(v_UxKxJ[rows], y_UxK[rows], weights_UxJ, flat,
+                                  mask_UxK[rows])
+    log_post_BxU = log_post_BxU.at[jnp.arange(len(rows)), rows].set(-jnp.inf)
+    out.append(jax.nn.softmax(log_post_BxU, axis=-1) @ weights_UxJ)
+  return jnp.concatenate(out)
+
+
+def _fit(loss, params, steps: int, learning_rate: float):
+  """`params` after `steps` full-batch Adam steps on `loss(params)`."""
+  tx = optax.adam(learning_rate)
+
+  def step(carry, _):
+    params, opt_state = carry
+    grads = jax.grad(loss)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), None
+
+  run = jax.jit(lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=steps)[0][0])
+  return run(params)
+
+
+def refine(model: PReFModel, data: UserComparisons, users: np.ndarray, *, rounds: int,
+           steps: int, learning_rate: float, l2: float, nonlinear_l2: float) -> None:
+  """Refits `model`'s bases and the weights of training users `users`, in place."""
+  sub = data.select_users(users)
+  a, b = jnp.asarray(sub.a), jnp.asarray(sub.b)
+  y, mask = jnp.asarray(sub.label), jnp.asarray(sub.mask, jnp.float32)
+  num_pairs = mask.sum()
+  per_pair_U = mask.sum(1) / num_pairs  # the training loss's weight penalty counts pairs
+  pop_J = model.population_weights[...]
+
+  def nll(logit_UxK):
+    return -(losses.bt_log_likelihood(logit_UxK, y) * mask).sum() / num_pairs
+
+  for _ in range(rounds):
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def diffs(params):
+      m = nnx.merge(graphdef, params, rest)
+      phi_a, phi_b = m.phi(a), m.phi(b)
+      size = 0.5 * (((phi_a**2).sum(-1) + (phi_b**2).sum(-1)) * mask).sum() / num_pairs
+      return m, phi_a - phi_b, size
+
+    weights_UxJ = model.user_weights[...][users]
+    lam_bar_UxJ = loo_posterior_means(diffs(params)[1], y, mask, weights_UxJ)
+
+    def bases_loss(params):  # the weights are constants: only phi moves (the others' gradient
+      m, v, size = diffs(params)  # is 0, and Adam leaves them)
+      value = nll(jnp.einsum("ukj,uj->uk", v, lam_bar_UxJ)) + l2 * size
+      return value + nonlinear_l2 * m.nonlinear_l2() if nonlinear_l2 > 0 else value
+
+    nnx.update(model, _fit(bases_loss, params, steps, learning_rate))
+    v_UxKxJ = diffs(nnx.split(model, nnx.Param, ...)[1])[1]
+
+    def weights_loss(lam_UxJ):
+      return (nll(jnp.einsum("ukj,uj->uk", v_UxKxJ, lam_UxJ))
+              + l2 * (per_pair_U * ((lam_UxJ - pop_J)**2).sum(-1)).sum())
+
+    lam_UxJ = _fit(weights_loss, weights_UxJ, steps, learning_rate)
+    model.user_weights.set_value(model.user_weights[...].at[users].set(lam_UxJ))
