@@ -7,8 +7,9 @@ BTL; PReF as scored (under the prior the run chose); the population's reward alo
 new user at the prior mean); PReF with the Gaussian prior's covariance scaled by each of a
 few factors; PReF with the mixture prior (the trained users' weights as point masses); the
 best weights in hindsight per group (fitted on the group's own held-out targets: what the
-bases can express at all); and the training users' accuracy on their own training pairs
-with their own trained weights (how much the weights memorise).
+bases can express at all); the training users' accuracy on their own training pairs with
+their own trained weights (how much the weights memorise); and, on a synthetic task, the
+principal angles between the bases' span and the groups' rewards (read as linear maps).
 """
 
 import jax.numpy as jnp
@@ -84,6 +85,22 @@ def main(argv):
         f"{_accuracy(phi(tr.a) - phi(tr.b), weights, tr.label, tr.mask):.3f}")
   print(f"training users' weights: |mean| {np.linalg.norm(mean):.2f}, spread (sd per base) "
         f"{[round(float(x), 2) for x in np.sqrt(np.diag(cov))]}")
+  if run.task is not None:
+    print(f"bases' span against the groups' rewards (principal angles, degrees; linear "
+          f"rewards only): {_span_angles(run.task, phi, ho.a.shape[-1])}")
+
+
+def _span_angles(task, phi, dim: int) -> list[float]:
+  """Principal angles between the linear part of the bases and the groups' rewards, read as
+  linear maps of the features (least squares on random items; meaningful where the rewards
+  are linear, as on the embedding tasks)."""
+  x = np.random.default_rng(0).standard_normal((max(4 * dim, 2000), dim)).astype(np.float32)
+  centred = lambda r: r - r.mean(0)
+  fit = lambda r: np.linalg.lstsq(x, centred(r), rcond=None)[0]
+  bases = fit(phi(x))
+  groups = fit(np.stack([task.true_reward(x, k) for k in range(len(task.shares))], -1))
+  cos = np.linalg.svd(np.linalg.qr(bases)[0].T @ np.linalg.qr(groups)[0], compute_uv=False)
+  return [round(float(a), 2) for a in np.degrees(np.arccos(np.clip(cos, -1, 1)))]
 
 
 if __name__ == "__main__":

@@ -35,15 +35,22 @@ def test_leave_one_out_posterior_means_by_hand():
 
 @pytest.mark.parametrize("fields, match", [
     ({"pref.refine_rounds": -1}, "refine_rounds"),
-    ({"pref.refine_rounds": 1, "pref.refine_steps": 0}, "refine_steps"),
-    ({"pref.refine_rounds": 1, "pref.population_head": True}, "population_head")])
+    ({"pref.refine_rounds": 1, "pref.refine_steps": 0}, "refine_steps")])
 def test_bad_refine_settings_name_the_field(tiny_config, fields, match):
   with pytest.raises(ValueError, match=match):
     methods.make_method("pref", edited(tiny_config, **fields))
 
 
+def test_refinement_is_skipped_with_the_population_head(tiny_config):
+  config = edited(tiny_config, **{"pref.refine_rounds": 2})
+  assert pref_refine.check(config.pref, 0) == 2
+  assert pref_refine.check(edited(config, **{"pref.population_head": True}).pref, 0) == 0
+  assert pref_refine.check(config.pref, 2) == 0  # the position-bias tower
+
+
 def test_refined_run_restores_and_rescores_exactly(tiny_config, tmp_path):
-  base = edited(tiny_config, methods=("pref",), **{"pref.refine_steps": 50})
+  base = edited(tiny_config, methods=("pref",),
+                **{"pref.refine_steps": 50, "pref.refine_rounds": 0})
   experiment.train_and_evaluate(base, str(tmp_path / "plain"))
   experiment.train_and_evaluate(edited(base, **{"pref.refine_rounds": 2}), str(tmp_path / "r"))
   with open(tmp_path / "r" / "results.json") as f:

@@ -151,7 +151,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.pref.prefit_steps = 300  # regression of phi(a) - phi(b) onto the SVD's pair factors
   # Rounds of refitting the bases with each user's weights tied to their posterior mean under
   # the other users' weights, then the weights (vpl/methods/pref_refine.py); steps per fit.
-  c.pref.refine_rounds = 0
+  c.pref.refine_rounds = 2
   c.pref.refine_steps = 300
 
   # MaxMin-RLHF (docs/methods.md, 'MaxMin-RLHF'): K rewards by EM; see vpl/methods/maxmin.py.

@@ -20,6 +20,8 @@ Shape suffixes: U users, K pairs per user, J bases, B a block of users.
 
 from __future__ import annotations
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,15 +37,16 @@ _BLOCK_ELEMENTS = 2 * 10**7
 
 
 def check(p, num_conditions: int) -> int:
-  """`pref.refine_rounds`, after refusing what the refinement cannot take."""
+  """The rounds to run: `pref.refine_rounds`, or 0 with the population head or the
+  position-bias tower, which the refit leaves out (logged)."""
   rounds = int(p.get("refine_rounds", 0))
   if rounds < 0 or (rounds and p.get("refine_steps", 0) < 1):
     raise ValueError(f"pref.refine_rounds = {rounds}, pref.refine_steps = "
                      f"{p.get('refine_steps')}; use rounds >= 0 and steps >= 1.")
   if rounds and (p.get("population_head", False) or num_conditions):
-    raise ValueError(f"pref.refine_rounds = {rounds} refits the bases alone, without the "
-                     f"population head or the position-bias tower; set pref.population_head "
-                     f"and model.condition_bias to False, or pref.refine_rounds = 0.")
+    logging.info("pref: pref.refine_rounds = %d skipped: the refit has no place for the "
+                 "population head or the position-bias tower.", rounds)
+    return 0
   return rounds
 
 
