@@ -27,11 +27,17 @@ def _sets(rng, users=4, pairs=5):
           dict(a=f(users, 6, D), b=f(users, 6, D)))
 
 
-def test_prediction_is_the_posterior_average_over_atoms_by_hand():
-  model, rng = _model(), np.random.default_rng(0)
+def _with_atoms(seed, num_atoms):
+  """A model with `num_atoms` random atoms set, a context and targets."""
+  model, rng = _model(), np.random.default_rng(seed)
   context, targets = _sets(rng)
-  atoms = rng.standard_normal((3, L)).astype(np.float32)
+  atoms = rng.standard_normal((num_atoms, L)).astype(np.float32)
   latent_atoms.set_atoms(model, atoms)
+  return model, rng, context, targets, atoms
+
+
+def test_prediction_is_the_posterior_average_over_atoms_by_hand():
+  model, _, context, targets, atoms = _with_atoms(0, 3)
   logits, aux = model(context, targets)
   r = lambda s, z: np.asarray(model.reward(s, np.broadcast_to(z, s.shape[:-1] + (L,))))
   for u in range(4):
@@ -54,10 +60,7 @@ def _sig(x):
 
 
 def test_one_atom_predicts_with_that_latent_and_context_mask_counts_pairs_out():
-  model, rng = _model(), np.random.default_rng(1)
-  context, targets = _sets(rng)
-  z = rng.standard_normal((1, L)).astype(np.float32)
-  latent_atoms.set_atoms(model, z)
+  model, rng, context, targets, z = _with_atoms(1, 1)
   logits, _ = model(context, targets)
   fixed = np.asarray(model.reward(targets["a"], z[None]) - model.reward(targets["b"], z[None]))
   np.testing.assert_allclose(np.asarray(logits), fixed, rtol=1e-4, atol=1e-5)
