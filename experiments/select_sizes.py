@@ -3,6 +3,7 @@ the true size (VPL: against its default latent size; "true size" in the table is
 
   python -m experiments.select_sizes --workdir=runs/select                 # every case, seeds 0-2
   python -m experiments.select_sizes --workdir=runs/select --cases=ufp4:pref --seeds=0
+  python -m experiments.select_sizes --workdir=runs/select_pref_v3 --cases=ufp4:pref,ufp2:pref --set=pref.refine_rounds=2
 
 Case T:M (task, method of experiments/configs/select.py), seed N runs in DIR/T_M/seed_N;
 when the size chosen is not the true one, the same run with the true size is trained in
@@ -15,6 +16,7 @@ import os
 
 from absl import app, flags, logging
 
+from experiments.cli import parse_sets
 from experiments.configs import select
 from vpl import configs, selection_plots
 from vpl.experiment import train_and_evaluate
@@ -25,6 +27,9 @@ flags.DEFINE_list("cases", [f"{t}:maxmin" for t in ("navigation2", "navigation3"
                                                     "navigation4", "navigation10", "ufp4")]
                   + ["ufp2:pref", "ufp4:pref"], "task:method cases.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to run.")
+flags.DEFINE_multi_string("set", [], "FIELD=VALUE applied to every case's config, e.g. "
+                          "--set=pref.refine_rounds=2 (VALUE as a Python literal, else a "
+                          "string); repeat the flag for several.")
 
 
 def main(argv):
@@ -36,7 +41,8 @@ def main(argv):
   panels = []
   for case in FLAGS.cases:
     task, method = case.split(":")
-    config = select.get_config(f"task={task},method={method}")
+    config = configs.with_overrides(select.get_config(f"task={task},method={method}"),
+                                    parse_sets(FLAGS.set))
     true = select.reference_size(task, method)
     chosen, shown, acc_auto, acc_true, curves = [], [], [], [], []
     for seed in [int(s) for s in FLAGS.seeds]:
