@@ -15,6 +15,8 @@ Shape suffixes: B users, N context pairs, T targets, M atoms, E decoder width.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -38,10 +40,13 @@ def set_atoms(model: nnx.Module, z_MxL: jax.Array) -> None:
   model.atom_log_weight = AtomStat(jnp.full(z_MxL.shape[0], -jnp.log(z_MxL.shape[0])))
 
 
-def log_posterior(model: nnx.Module, context: dict) -> jax.Array:
+def log_posterior(model: nnx.Module, context: dict,
+                  user_MxE: Optional[jax.Array] = None) -> jax.Array:
   """log w `[B, M]`: each atom's posterior weight given the context pairs (their `mask`
-  weighs them; a `reliability` per set tempers the likelihood like the encoder's posterior)."""
-  user_MxE = model.decoder.user(model.atoms[...])
+  weighs them; a `reliability` per set tempers the likelihood like the encoder's posterior).
+  `user_MxE`: the atoms' psi(z_m), when the caller has them."""
+  if user_MxE is None:
+    user_MxE = model.decoder.user(model.atoms[...])
   diff_BxNxE, _, _ = model.decoder.item_pair(context["a"], context["b"])
   logit_BxNxM = jnp.einsum("bne,me->bnm", diff_BxNxE, user_MxE)
   ll_BxNxM = losses.bt_log_likelihood(logit_BxNxM, context["label"][..., None])
@@ -57,9 +62,9 @@ def predict(model: nnx.Module, context: dict, targets: dict) -> tuple[jax.Array,
   """Logits `[B, T]` of the atoms' averaged P(a preferred), and aux with the posterior-mean
   rewards `reward_a`, `reward_b` `[B, T]` (the weights, `[B, M]`, stay out of aux: scoring
   many users would hold users x atoms of them)."""
-  log_w_BxM = log_posterior(model, context)
-  w_BxM = jnp.exp(log_w_BxM)
   user_MxE = model.decoder.user(model.atoms[...])
+  log_w_BxM = log_posterior(model, context, user_MxE)
+  w_BxM = jnp.exp(log_w_BxM)
   diff_BxTxE, e_a_BxTxE, e_b_BxTxE = model.decoder.item_pair(targets["a"], targets["b"])
   logit_BxTxM = jnp.einsum("bte,me->btm", diff_BxTxE, user_MxE)
   # log P(a) and log P(b) as log-sum-exps, so certain predictions keep their size.
