@@ -13,8 +13,9 @@ rule: a bigger model must earn its size). For the mixture, extra clusters can st
 noiseless labels by splitting a group in two near-copies that average out each other's
 errors, so the chosen K is then the number of *distinct* clusters of the model the rule picked
 (`distinct_clusters`: a cluster counts if it is the most probable one of some validation
-user, and two clusters whose rewards order 95% of the validation pairs alike count once). A penalty (`loss.nonlinear_l2 = "auto"`, `pref.nonlinear_l2 = "auto"`) has no
-"smaller" to prefer: the candidate with the best held-out log-likelihood is kept. Sizes are
+user, and two clusters whose rewards order 95% of the validation pairs alike count once). A
+penalty (`loss.nonlinear_l2 = "auto"`, `pref.nonlinear_l2 = "auto"`) has no "smaller" to
+prefer: the candidate with the best held-out log-likelihood is kept. Sizes are
 tried in increasing order and the search stops once `selection.patience` sizes in a row gain
 less than a standard error over the best before them (the mixture: once they add no
 distinct cluster). The method is then trained at the chosen size on all the training users.
@@ -124,8 +125,9 @@ def distinct_clusters(model: nnx.Module, data: UserComparisons) -> int:
   a, b = data.a[data.mask], data.b[data.mask]
   prefers_PxK = np.asarray(model.rewards(a) - model.rewards(b)) > 0
   log_pi_K = np.asarray(model.log_pi[...])
-  ll_UxK = np.asarray(model.cluster_log_lik(data.a, data.b, data.label, data.mask))
-  serves_K = np.bincount(np.argmax(ll_UxK + log_pi_K, 1), minlength=len(log_pi_K)) > 0
+  post_UxK = np.asarray(model.posterior(dict(a=data.a, b=data.b, label=data.label,
+                                              mask=data.mask)))
+  serves_K = np.bincount(np.argmax(post_UxK, 1), minlength=len(log_pi_K)) > 0
   kept = []
   for k in np.argsort(-log_pi_K, kind="stable"):
     if serves_K[k] and all((prefers_PxK[:, k] == prefers_PxK[:, j]).mean() < DUPLICATE_AGREEMENT

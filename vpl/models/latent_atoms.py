@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from vpl import losses
+from vpl.models.pref import atom_logits, atom_posterior
 
 # Most atoms kept (a random subset of the training users beyond it): the prediction costs
 # B x T x M dot products.
@@ -48,14 +48,14 @@ def log_posterior(model: nnx.Module, context: dict,
   if user_MxE is None:
     user_MxE = model.decoder.user(model.atoms[...])
   diff_BxNxE, _, _ = model.decoder.item_pair(context["a"], context["b"])
-  logit_BxNxM = jnp.einsum("bne,me->bnm", diff_BxNxE, user_MxE)
-  ll_BxNxM = losses.bt_log_likelihood(logit_BxNxM, context["label"][..., None])
-  if context.get("mask") is not None:
-    ll_BxNxM = ll_BxNxM * context["mask"][..., None].astype(ll_BxNxM.dtype)
-  ll_BxM = ll_BxNxM.sum(1)
-  if "reliability" in context:
-    ll_BxM = ll_BxM * context["reliability"][:, None]
-  return jax.nn.log_softmax(ll_BxM + model.atom_log_weight[...], axis=-1)
+  # PReF's mixture prior over weights is the same computation, with psi(z_m) as the atoms.
+  log_weight_M = model.atom_log_weight[...]
+  log_post_BxM = atom_posterior(diff_BxNxE, context["label"], user_MxE, log_weight_M,
+                                context.get("mask"))
+  if "reliability" in context:  # w x log-likelihood: the prior weights are added back
+    ll_BxM = (log_post_BxM - log_weight_M) * context["reliability"][:, None]
+    log_post_BxM = jax.nn.log_softmax(ll_BxM + log_weight_M, axis=-1)
+  return log_post_BxM
 
 
 def predict(model: nnx.Module, context: dict, targets: dict) -> tuple[jax.Array, dict]:
@@ -66,11 +66,7 @@ def predict(model: nnx.Module, context: dict, targets: dict) -> tuple[jax.Array,
   log_w_BxM = log_posterior(model, context, user_MxE)
   w_BxM = jnp.exp(log_w_BxM)
   diff_BxTxE, e_a_BxTxE, e_b_BxTxE = model.decoder.item_pair(targets["a"], targets["b"])
-  logit_BxTxM = jnp.einsum("bte,me->btm", diff_BxTxE, user_MxE)
-  # log P(a) and log P(b) as log-sum-exps, so certain predictions keep their size.
-  log_p_a = jax.nn.logsumexp(jax.nn.log_sigmoid(logit_BxTxM) + log_w_BxM[:, None], -1)
-  log_p_b = jax.nn.logsumexp(jax.nn.log_sigmoid(-logit_BxTxM) + log_w_BxM[:, None], -1)
   user_BxE = w_BxM @ user_MxE  # the posterior-mean reward is linear in psi
   aux = dict(reward_a=(e_a_BxTxE * user_BxE[:, None]).sum(-1),
              reward_b=(e_b_BxTxE * user_BxE[:, None]).sum(-1))
-  return log_p_a - log_p_b, aux
+  return atom_logits(log_w_BxM, diff_BxTxE, user_MxE), aux
