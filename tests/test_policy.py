@@ -10,6 +10,7 @@ from experiments.configs import policy as policy_config
 from vpl import best_of_n, configs
 from vpl.data import maze, tasks
 from vpl.envs import maze as env
+from vpl.models import latent_atoms
 from vpl.models.vpl import VPLModel
 from vpl.policy import iql, relabel
 from vpl.policy.evaluate import score_rollouts
@@ -170,6 +171,24 @@ def test_relabelling_uses_the_given_z():
     r, r_ref = model.reward(states, z[u]), model.reward(reference, z[u])
     np.testing.assert_allclose(out[u], (r - r_ref.mean()) / r_ref.std(), rtol=1e-4, atol=1e-5)
   assert float(jnp.abs(out[0] - out[1]).max()) > 1e-2  # another z, other rewards
+
+
+def test_relabelling_with_atoms_uses_the_posterior_mean_reward():
+  model = VPLModel(2, hidden=(8,), embed_dim=8, latent_dim=3, decoder="product_linear",
+                   rngs=nnx.Rngs(0))
+  atoms = jax.random.normal(jax.random.key(3), (5, 3))
+  latent_atoms.set_atoms(model, atoms)
+  f = lambda k, *s: jax.random.normal(jax.random.key(k), s)
+  context = dict(a=f(4, 2, 6, 2), b=f(5, 2, 6, 2), label=jnp.array([[1.0] * 6, [0.0] * 6]))
+  _, aux = model(context, dict(a=f(6, 2, 1, 2), b=f(7, 2, 1, 2)))
+  w = np.exp(np.asarray(latent_atoms.log_posterior(model, context)))
+  states = f(8, 40, 2)
+  fn = relabel.reward_fn("vpl", model, None)
+  for u in range(2):
+    by_hand = sum(w[u, m] * model.reward(states, atoms[m]) for m in range(5))
+    np.testing.assert_allclose(fn(states, jnp.asarray(aux["user"][u])), by_hand, rtol=1e-4,
+                               atol=1e-5)
+  assert float(np.abs(w[0] - w[1]).max()) > 1e-2  # the two contexts weigh the atoms apart
 
 
 def test_oracle_and_maxmin_relabel_with_the_users_goal_or_cluster():

@@ -60,13 +60,14 @@ def log_posterior(model: nnx.Module, context: dict,
 
 def predict(model: nnx.Module, context: dict, targets: dict) -> tuple[jax.Array, dict]:
   """Logits `[B, T]` of the atoms' averaged P(a preferred), and aux with the posterior-mean
-  rewards `reward_a`, `reward_b` `[B, T]` (the weights, `[B, M]`, stay out of aux: scoring
-  many users would hold users x atoms of them)."""
+  rewards `reward_a`, `reward_b` `[B, T]` and the posterior-mean user vector `user`
+  sum_m w_m psi(z_m) `[B, E]`, for which r(s) = <phi(s), user> (the weights, `[B, M]`, stay
+  out of aux: scoring many users would hold users x atoms of them)."""
   user_MxE = model.decoder.user(model.atoms[...])
   log_w_BxM = log_posterior(model, context, user_MxE)
   w_BxM = jnp.exp(log_w_BxM)
   diff_BxTxE, e_a_BxTxE, e_b_BxTxE = model.decoder.item_pair(targets["a"], targets["b"])
   user_BxE = w_BxM @ user_MxE  # the posterior-mean reward is linear in psi
   aux = dict(reward_a=(e_a_BxTxE * user_BxE[:, None]).sum(-1),
-             reward_b=(e_b_BxTxE * user_BxE[:, None]).sum(-1))
+             reward_b=(e_b_BxTxE * user_BxE[:, None]).sum(-1), user=user_BxE)
   return atom_logits(log_w_BxM, diff_BxTxE, user_MxE), aux

@@ -2,7 +2,10 @@
 
 A method's personal reward of a user is a function r(s, c) of a state and the user's
 representation c (docs/policy.md):
-- `vpl`: c = the posterior mean of z from the user's context pairs, r(s, c) = r(s, z);
+- `vpl`: c = the posterior mean of z from the user's context pairs, r(s, c) = r(s, z); with
+  the trained users' latents as the prior (`model.atom_prior`), c = the posterior-mean user
+  vector sum_m w_m psi(z_m) and r(s, c) = <phi(s), c>, the posterior-mean reward that
+  prediction and best-of-N use;
 - `maxmin`: c = one-hot of the user's cluster (the E-step on their context), r = r_k(s);
 - `btl`: c = a constant, r = the single reward (everyone gets the same policy);
 - `oracle`: c = one-hot of the user's true group, r = minus the distance to its goal.
@@ -51,6 +54,8 @@ def reward_fn(name: str, model: nnx.Module | None, spec: maze_env.MazeSpec) -> R
   if name == "oracle":
     goals = jnp.asarray(spec.goals)
     return lambda s, c: maze_env.reward(s[:, None, :], goals[None]) @ c
+  if name == "vpl" and getattr(model, "atoms", None) is not None:
+    return lambda s, c: model.decoder.embed(s) @ c
   if name == "vpl":
     return lambda s, z: model.reward(s, z[None])
   if name == "maxmin":
@@ -69,8 +74,8 @@ def representations(name: str, method: Method | None, model: nnx.Module | None,
   if name == "btl":
     return np.zeros((data.num_users, 1), np.float32)
   _, aux = evaluate.predict_users(method, model, data, context_idx)
-  if name == "vpl":
-    return np.asarray(aux["mu"], np.float32)
+  if name == "vpl":  # the atoms' posterior-mean user vector, else the encoder's mean
+    return np.asarray(aux["user"] if "user" in aux else aux["mu"], np.float32)
   if name == "maxmin":
     return np.eye(model.num_clusters, dtype=np.float32)[aux["cluster"]]
   raise ValueError(f"policy method {name!r} has no user representation; choose one of "
