@@ -155,6 +155,11 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   # (held-out users, 3 seeds; docs/results.md, 'PReF never below BTL'), so it is an option.
   c.pref.refine_rounds = 0
   c.pref.refine_steps = 300
+  # The prior's atoms after the refit: "own" (each user's weights refitted to their pairs) or
+  # "loo" (each user's leave-one-out posterior mean under the others' weights).
+  c.pref.refine_atoms = "own"
+  # What the bases' refit moves: "all" of phi, its "linear" path, or linear and MLP "output".
+  c.pref.refine_params = "all"
 
   # MaxMin-RLHF (docs/methods.md, 'MaxMin-RLHF'): K rewards by EM; see vpl/methods/maxmin.py.
   c.maxmin = ml_collections.ConfigDict()

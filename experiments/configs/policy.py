@@ -4,10 +4,10 @@ Command:  python -m experiments.main --workdir=runs/policy2 --config=experiments
           python -m experiments.main --workdir=runs/policy4 --config=experiments/configs/policy.py:goals=4
           python -m experiments.seeds --workdir=runs/policy2_v2 --config=experiments/configs/policy.py:goals=2
 Runtime:  about 2 minutes per seed on the 2-core CPU shared with other jobs: reward models,
-          then four IQL policies of 20,000 steps, 12-26 s each.
-Expected: (3 seeds) 2 goals: success oracle 1.00, VPL 0.99-1.00, MaxMin 1.00 in both
-          groups, BTL 0.00 (its policy stays in the centre); 4 goals: oracle 1.00, VPL
-          0.84-0.98 per group and seed, MaxMin 0.96-1.00, BTL 0.00. Tables: docs/policy.md.
+          then four IQL policies of 20,000 steps, 15-44 s each.
+Expected: (3 seeds) 2 goals: success oracle 1.00, VPL 1.00, MaxMin 1.00 in both groups,
+          BTL 0.00 (its policy stays in the centre); 4 goals: oracle 1.00, VPL 0.94-1.00
+          per group and seed, MaxMin 0.96-1.00, BTL 0.00. Tables: docs/policy.md.
 """
 
 from experiments.configs import args, default

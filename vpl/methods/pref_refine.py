@@ -81,8 +81,24 @@ def _fit(loss, params, steps: int, learning_rate: float):
   return run(params)
 
 
+def refit_filter(which: str, model: PReFModel):
+  """The parameters the bases' refit moves: "all" of phi, its "linear" path alone, or the
+  linear path and the MLP's "output" layer."""
+  if which == "all":
+    return nnx.Param
+  last = len(model.bases.layers) - 1
+
+  def moves(path, value):
+    if not isinstance(value, nnx.Param):
+      return False
+    return path[0] == "linear" or (which == "output" and tuple(path[:3]) == ("bases", "layers",
+                                                                             last))
+  return moves
+
+
 def refine(model: PReFModel, data: UserComparisons, users: np.ndarray, *, rounds: int,
-           steps: int, learning_rate: float, l2: float, nonlinear_l2: float) -> None:
+           steps: int, learning_rate: float, l2: float, nonlinear_l2: float,
+           atoms: str = "own", params: str = "all") -> None:
   """Refits `model`'s bases and the weights of training users `users`, in place."""
   sub = data.select_users(users)
   a, b = jnp.asarray(sub.a), jnp.asarray(sub.b)
@@ -95,7 +111,7 @@ def refine(model: PReFModel, data: UserComparisons, users: np.ndarray, *, rounds
     return -(losses.bt_log_likelihood(logit_UxK, y) * mask).sum() / num_pairs
 
   for _ in range(rounds):
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    graphdef, moving, rest = nnx.split(model, refit_filter(params, model), ...)
 
     def diffs(params):
       m = nnx.merge(graphdef, params, rest)
@@ -104,19 +120,23 @@ def refine(model: PReFModel, data: UserComparisons, users: np.ndarray, *, rounds
       return m, phi_a - phi_b, size
 
     weights_UxJ = model.user_weights[...][users]
-    lam_bar_UxJ = loo_posterior_means(diffs(params)[1], y, mask, weights_UxJ)
+    lam_bar_UxJ = loo_posterior_means(diffs(moving)[1], y, mask, weights_UxJ)
 
     def bases_loss(params):  # the weights are constants: only phi moves (the others' gradient
       m, v, size = diffs(params)  # is 0, and Adam leaves them)
       value = nll(jnp.einsum("ukj,uj->uk", v, lam_bar_UxJ)) + l2 * size
       return value + nonlinear_l2 * m.nonlinear_l2() if nonlinear_l2 > 0 else value
 
-    nnx.update(model, _fit(bases_loss, params, steps, learning_rate))
-    v_UxKxJ = diffs(nnx.split(model, nnx.Param, ...)[1])[1]
+    nnx.update(model, _fit(bases_loss, moving, steps, learning_rate))
+    v_UxKxJ = model.phi(a) - model.phi(b)
 
     def weights_loss(lam_UxJ):
       return (nll(jnp.einsum("ukj,uj->uk", v_UxKxJ, lam_UxJ))
               + l2 * (per_pair_U * ((lam_UxJ - pop_J)**2).sum(-1)).sum())
 
     lam_UxJ = _fit(weights_loss, weights_UxJ, steps, learning_rate)
-    model.user_weights.set_value(model.user_weights[...].at[users].set(lam_UxJ))
+    model.user_weights.set_value(jnp.asarray(model.user_weights[...]).at[users].set(lam_UxJ))
+  if atoms == "loo":
+    v_UxKxJ = model.phi(a) - model.phi(b)
+    lam_UxJ = loo_posterior_means(v_UxKxJ, y, mask, model.user_weights[...][users])
+    model.user_weights.set_value(jnp.asarray(model.user_weights[...]).at[users].set(lam_UxJ))
