@@ -35,7 +35,8 @@ def test_leave_one_out_posterior_means_by_hand():
 
 @pytest.mark.parametrize("fields, match", [
     ({"pref.refine_rounds": -1}, "refine_rounds"),
-    ({"pref.refine_rounds": 1, "pref.refine_steps": 0}, "refine_steps")])
+    ({"pref.refine_rounds": 1, "pref.refine_steps": 0}, "refine_steps"),
+    ({"pref.refine_params": "bases"}, "refine_params")])
 def test_bad_refine_settings_name_the_field(tiny_config, fields, match):
   with pytest.raises(ValueError, match=match):
     methods.make_method("pref", edited(tiny_config, **fields))
@@ -50,7 +51,8 @@ def test_refinement_is_skipped_with_the_population_head(tiny_config):
 
 def test_refined_run_restores_and_rescores_exactly(tiny_config, tmp_path):
   base = edited(tiny_config, methods=("pref",),
-                **{"pref.refine_steps": 50, "pref.refine_rounds": 0})
+                **{"pref.refine_steps": 50, "pref.refine_rounds": 0,
+                   "pref.refine_params": "output"})
   experiment.train_and_evaluate(base, str(tmp_path / "plain"))
   experiment.train_and_evaluate(edited(base, **{"pref.refine_rounds": 2}), str(tmp_path / "r"))
   with open(tmp_path / "r" / "results.json") as f:
@@ -65,3 +67,25 @@ def test_refined_run_restores_and_rescores_exactly(tiny_config, tmp_path):
   assert not np.allclose(np.asarray(plain.phi(x)), np.asarray(refined.phi(x)), atol=1e-3)
   assert not np.allclose(np.asarray(plain.user_weights[...]),
                          np.asarray(refined.user_weights[...]), atol=1e-3)
+  # "output": the MLP's hidden layers are the trained ones; its output layer and the linear
+  # path moved.
+  layers = lambda m: [np.asarray(l.kernel[...]) for l in m.bases.layers]
+  for trained, refit in zip(layers(plain)[:-1], layers(refined)[:-1]):
+    np.testing.assert_array_equal(trained, refit)
+  assert not np.allclose(layers(plain)[-1], layers(refined)[-1], atol=1e-4)
+  assert not np.allclose(np.asarray(plain.linear.kernel[...]),
+                         np.asarray(refined.linear.kernel[...]), atol=1e-4)
+
+
+def test_refit_filter_moves_what_it_names():
+  from flax import nnx
+  from vpl.models.pref import PReFModel
+  model = PReFModel(3, (4, 4), 2, 5, num_scales=1, num_conditions=0, linear_path=True,
+                    population_head=False, rngs=nnx.Rngs(0))
+  moved = lambda which: sorted(
+      path for path, _ in nnx.to_flat_state(nnx.state(model, pref_refine.refit_filter(which,
+                                                                                      model))))
+  assert moved("linear") == [("linear", "kernel")]
+  assert moved("output") == [("bases", "layers", 2, "bias"), ("bases", "layers", 2, "kernel"),
+                             ("linear", "kernel")]
+  assert len(moved("all")) == 9  # every Param: 3 layers x 2, linear, both weight tables

@@ -8,8 +8,11 @@ prior the method predicts with:
 
 1. lambda-bar_u = the posterior mean of user u's weights under the *other* training users'
    weights as point masses, given all of u's training pairs (leave one out);
-2. the bases (MLP and linear path) are refitted with every user's weights fixed at
-   lambda-bar_u, so a group's users pull them toward one shared direction;
+2. the bases are refitted with every user's weights fixed at lambda-bar_u, so a group's
+   users pull them toward one shared direction. `pref.refine_params` says what moves: the
+   linear path and the MLP's output layer ("output", the default), the linear path alone
+   ("linear"), or all of phi ("all", which overfits the training pairs: on unimodal it ranked
+   unseen items at 0.93, BTL at 0.96);
 3. each user's own weights are refitted to the new bases (they are the prior's atoms).
 
 Full batch, Adam, `pref.refine_steps` steps for each fit. It runs in `finalize`, after
@@ -32,8 +35,16 @@ from vpl import losses
 from vpl.data.comparisons import UserComparisons
 from vpl.models.pref import PReFModel, atom_posterior
 
+# What the bases' refit may move (`refit_filter`).
+REFIT_PARAMS = ("output", "linear", "all")
 # Elements of a block's [B, U, K] logits in the leave-one-out posterior.
 _BLOCK_ELEMENTS = 2 * 10**7
+
+
+def params(p) -> str:
+  """`pref.refine_params`; "all" for a run stored before the field existed (it refitted all
+  of phi)."""
+  return p.get("refine_params", "all")
 
 
 def check(p, num_conditions: int) -> int:
@@ -43,6 +54,9 @@ def check(p, num_conditions: int) -> int:
   if rounds < 0 or (rounds and p.get("refine_steps", 0) < 1):
     raise ValueError(f"pref.refine_rounds = {rounds}, pref.refine_steps = "
                      f"{p.get('refine_steps')}; use rounds >= 0 and steps >= 1.")
+  if params(p) not in REFIT_PARAMS:
+    raise ValueError(f"pref.refine_params = {params(p)!r}; choose one of {REFIT_PARAMS} "
+                     f"(what the bases' refit moves).")
   if rounds and (p.get("population_head", False) or num_conditions):
     logging.info("pref: pref.refine_rounds = %d skipped: the refit has no place for the "
                  "population head or the position-bias tower.", rounds)
@@ -98,7 +112,7 @@ def refit_filter(which: str, model: PReFModel):
 
 def refine(model: PReFModel, data: UserComparisons, users: np.ndarray, *, rounds: int,
            steps: int, learning_rate: float, l2: float, nonlinear_l2: float,
-           atoms: str = "own", params: str = "all") -> None:
+           params: str = "output") -> None:
   """Refits `model`'s bases and the weights of training users `users`, in place."""
   sub = data.select_users(users)
   a, b = jnp.asarray(sub.a), jnp.asarray(sub.b)
@@ -135,8 +149,4 @@ def refine(model: PReFModel, data: UserComparisons, users: np.ndarray, *, rounds
               + l2 * (per_pair_U * ((lam_UxJ - pop_J)**2).sum(-1)).sum())
 
     lam_UxJ = _fit(weights_loss, weights_UxJ, steps, learning_rate)
-    model.user_weights.set_value(jnp.asarray(model.user_weights[...]).at[users].set(lam_UxJ))
-  if atoms == "loo":
-    v_UxKxJ = model.phi(a) - model.phi(b)
-    lam_UxJ = loo_posterior_means(v_UxKxJ, y, mask, model.user_weights[...][users])
     model.user_weights.set_value(jnp.asarray(model.user_weights[...]).at[users].set(lam_UxJ))
