@@ -22,6 +22,15 @@ def test_ufp_keeps_only_pairs_that_divide_the_types(num_types):
   assert rep["dropped_all_types_agree"] == pytest.approx(400 * 2 / 2**num_types, rel=0.25)
 
 
+def test_ufp_can_keep_the_pairs_every_type_agrees_on():
+  task = tasks.GENERATORS["ufp"](num_types=2, num_users=40, pairs_per_user=8, pool_pairs=400,
+                                 drop_agreeing=False, seed=0)
+  assert task.filter_report["dropped_all_types_agree"] == 0
+  assert task.filter_report["kept"] == 400
+  # About half of the pairs divide two independent types; the others are kept now.
+  assert 0.3 < task.data.divergent.mean() < 0.7
+
+
 def test_labels_follow_each_users_linear_reward():
   task = tasks.GENERATORS["ufp"](num_types=4, num_users=30, pairs_per_user=6,
                              pool_pairs=200, seed=1)

@@ -65,7 +65,7 @@ def _embedding_task(name: str, weights_GxD: np.ndarray, shares: Sequence[float],
 
 def ufp(*, num_types: int = 4, shares: Sequence[float] | None = None, dim: int = 64,
         num_users: int = 1000, pairs_per_user: int = 32, pool_pairs: int = 4000,
-        temperature: float = 0.0, seed: int = 0) -> Task:
+        temperature: float = 0.0, drop_agreeing: bool = True, seed: int = 0) -> Task:
   """UltraFeedback-P-like: type k prefers the item higher on attribute k.
 
   Args:
@@ -75,6 +75,8 @@ def ufp(*, num_types: int = 4, shares: Sequence[float] | None = None, dim: int =
     num_users, pairs_per_user: size of the data set.
     pool_pairs: pairs drawn before the ones every type agrees on are removed.
     temperature: Bradley-Terry temperature of the labels (0 = noiseless).
+    drop_agreeing: remove the pairs every type orders alike, as the paper does (with two
+      types, one type's labels are then the other's flipped).
     seed: generator seed.
   """
   shares = tuple(shares) if shares is not None else (1.0 / num_types,) * num_types
@@ -84,8 +86,8 @@ def ufp(*, num_types: int = 4, shares: Sequence[float] | None = None, dim: int =
   rng = np.random.default_rng(seed)
   return _embedding_task(f"ufp{num_types}", _directions(num_types, dim, rng), shares,
                          num_users=num_users, pairs_per_user=pairs_per_user,
-                         pool_pairs=pool_pairs, temperature=temperature, drop_agreeing=True,
-                         rng=rng)
+                         pool_pairs=pool_pairs, temperature=temperature,
+                         drop_agreeing=drop_agreeing, rng=rng)
 
 
 def pets(*, controversy: float = 0.5, shares: Sequence[float] = (0.5, 0.5), dim: int = 64,
