@@ -305,7 +305,7 @@ def make(config: ml_collections.ConfigDict) -> Method:
     if refine_rounds:  # the bases refitted under the users' weights as a prior
       pref_refine.refine(model, data, np.flatnonzero(~calibration_U), rounds=refine_rounds,
                          steps=p.refine_steps, learning_rate=config.optim.learning_rate,
-                         l2=p.l2, nonlinear_l2=nonlinear_l2, params=pref_refine.params(p))
+                         l2=p.l2, nonlinear_l2=nonlinear_l2, params=pref_refine.refit_params(p))
     weights = np.asarray(model.user_weights[...])[~calibration_U]
     mean = np.asarray(head_weights(model) if population_head else model.population_weights[...])
     cov = pref_prior.spread(weights, mean, p.prior)

@@ -41,7 +41,7 @@ REFIT_PARAMS = ("output", "linear", "all")
 _BLOCK_ELEMENTS = 2 * 10**7
 
 
-def params(p) -> str:
+def refit_params(p) -> str:
   """`pref.refine_params`; "all" for a run stored before the field existed (it refitted all
   of phi)."""
   return p.get("refine_params", "all")
@@ -54,8 +54,8 @@ def check(p, num_conditions: int) -> int:
   if rounds < 0 or (rounds and p.get("refine_steps", 0) < 1):
     raise ValueError(f"pref.refine_rounds = {rounds}, pref.refine_steps = "
                      f"{p.get('refine_steps')}; use rounds >= 0 and steps >= 1.")
-  if params(p) not in REFIT_PARAMS:
-    raise ValueError(f"pref.refine_params = {params(p)!r}; choose one of {REFIT_PARAMS} "
+  if refit_params(p) not in REFIT_PARAMS:
+    raise ValueError(f"pref.refine_params = {refit_params(p)!r}; choose one of {REFIT_PARAMS} "
                      f"(what the bases' refit moves).")
   if rounds and (p.get("population_head", False) or num_conditions):
     logging.info("pref: pref.refine_rounds = %d skipped: the refit has no place for the "
@@ -136,8 +136,8 @@ def refine(model: PReFModel, data: UserComparisons, users: np.ndarray, *, rounds
     weights_UxJ = model.user_weights[...][users]
     lam_bar_UxJ = loo_posterior_means(diffs(moving)[1], y, mask, weights_UxJ)
 
-    def bases_loss(params):  # the weights are constants: only phi moves (the others' gradient
-      m, v, size = diffs(params)  # is 0, and Adam leaves them)
+    def bases_loss(params):  # the weights are constants: only the refit's part of phi moves
+      m, v, size = diffs(params)
       value = nll(jnp.einsum("ukj,uj->uk", v, lam_bar_UxJ)) + l2 * size
       return value + nonlinear_l2 * m.nonlinear_l2() if nonlinear_l2 > 0 else value
 
