@@ -144,6 +144,11 @@ def test_bad_values_name_field_value_and_fix(field, value):
     config_checks.check(bad)
 
 
+def test_stability_config_keeps_the_atom_prior_off_unless_asked():
+  assert not stability_config.get_config("task=didactic_tiny").model.atom_prior
+  assert stability_config.get_config("task=didactic_tiny,atoms=true").model.atom_prior
+
+
 def test_reask_shares_of_users_add_up():
   config = configs.with_overrides(stability_config.get_config("task=didactic_tiny"), {
       "data.reask.non_attitude_users": 0.7, "data.reask.constructed_users": 0.4})
