@@ -161,3 +161,9 @@ def test_time_order_needs_the_temporal_split(tiny_config):
   with pytest.raises(ValueError, match=r"train.context_order = 'time'.*eval.split=temporal"):
     config_checks.check(configs.with_overrides(tiny_config, {"train.context_order": "time"}))
   config_checks.check(_drift_config(tiny_config, **{"train.context_order": "time"}))
+
+
+def test_drift_config_keeps_the_atom_prior_off():
+  # Atoms from users' whole histories mix their preferences before and after the switch.
+  from experiments.configs import drift as drift_config
+  assert not drift_config.get_config().model.atom_prior
