@@ -112,7 +112,7 @@ def refit_filter(which: str, model: PReFModel):
 
 def refine(model: PReFModel, data: UserComparisons, users: np.ndarray, *, rounds: int,
            steps: int, learning_rate: float, l2: float, nonlinear_l2: float,
-           params: str = "output") -> None:
+           params: str) -> None:
   """Refits `model`'s bases and the weights of training users `users`, in place."""
   sub = data.select_users(users)
   a, b = jnp.asarray(sub.a), jnp.asarray(sub.b)
@@ -124,6 +124,7 @@ def refine(model: PReFModel, data: UserComparisons, users: np.ndarray, *, rounds
   def nll(logit_UxK):
     return -(losses.bt_log_likelihood(logit_UxK, y) * mask).sum() / num_pairs
 
+  v_UxKxJ = model.phi(a) - model.phi(b)  # phi(a) - phi(b) of the current bases
   for _ in range(rounds):
     graphdef, moving, rest = nnx.split(model, refit_filter(params, model), ...)
 
@@ -134,7 +135,7 @@ def refine(model: PReFModel, data: UserComparisons, users: np.ndarray, *, rounds
       return m, phi_a - phi_b, size
 
     weights_UxJ = model.user_weights[...][users]
-    lam_bar_UxJ = loo_posterior_means(diffs(moving)[1], y, mask, weights_UxJ)
+    lam_bar_UxJ = loo_posterior_means(v_UxKxJ, y, mask, weights_UxJ)
 
     def bases_loss(params):  # the weights are constants: only the refit's part of phi moves
       m, v, size = diffs(params)
