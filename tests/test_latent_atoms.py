@@ -109,3 +109,36 @@ def test_user_means_are_blocked_like_one_call():
   model = VPLModel(2, hidden=(8,), embed_dim=8, latent_dim=L, rngs=nnx.Rngs(0))
   np.testing.assert_allclose(vpl_method.user_means(model, data, users_per_call=3),
                              vpl_method.user_means(model, data), atol=1e-6)
+
+
+def test_atom_weights_and_the_towers_likelihood_by_hand():
+  """Atoms weighted (a zero weight is never chosen), and with the position-bias tower each
+  context answer's likelihood under an atom is the tower's mixture w_g sigmoid(m) + w_a."""
+  model = VPLModel(D, hidden=(8,), embed_dim=8, latent_dim=L, decoder="product_linear",
+                   num_conditions=2, rngs=nnx.Rngs(0))
+  model.condition_bias.theta[...] = np.array([[0.0, -1.0, -3.0], [0.5, -2.0, -1.5]], np.float32)
+  rng = np.random.default_rng(3)
+  context, targets = _sets(rng)
+  context["condition"] = rng.integers(0, 2, (4, 5))
+  targets["condition"] = rng.integers(0, 2, (4, 6))
+  atoms = 3 * rng.standard_normal((3, L)).astype(np.float32)
+  weight = np.array([1.0, 0.0, 3.0])
+  latent_atoms.set_atoms(model, atoms, weight)
+  logits, _ = model(context, targets)
+  theta = np.asarray(model.condition_bias.theta[...], np.float64)
+  w_Cx3 = np.exp(theta) / np.exp(theta).sum(1, keepdims=True)
+  r = lambda s, z: np.asarray(model.reward(s, np.broadcast_to(z, s.shape[:-1] + (L,))))
+  mixture = lambda m, c: w_Cx3[c, 0] * _sig(m) + w_Cx3[c, 1]  # P(a | c)
+  for u in range(4):
+    c, y = context["condition"][u], context["label"][u]
+    ll = np.array([np.sum(np.log(np.where(y > 0.5, mixture(m, c), 1 - mixture(m, c))))
+                   for m in (r(context["a"][u], z) - r(context["b"][u], z) for z in atoms)])
+    post = weight * np.exp(ll - ll.max())
+    post /= post.sum()
+    assert post[1] == 0
+    p_a = sum(post[m] * _sig(r(targets["a"][u], z) - r(targets["b"][u], z))
+              for m, z in enumerate(atoms))
+    np.testing.assert_allclose(_sig(np.asarray(logits[u])), mixture(
+        np.log(p_a / (1 - p_a)), targets["condition"][u]), rtol=1e-4, atol=1e-6)
+  with pytest.raises(ValueError, match="atom weights: need 3 finite values >= 0"):
+    latent_atoms.set_atoms(model, atoms, np.array([1.0, -1.0, 0.0]))

@@ -58,6 +58,36 @@ def test_e_step_posterior_and_logits_by_hand():
       [[_log_sigmoid(1.0), _log_sigmoid(-2.0)]], rtol=1e-5)
 
 
+def test_e_step_with_the_position_bias_tower_by_hand():
+  """With conditions, each answer's likelihood under head k is the tower's mixture
+  w_g sigmoid(d_k) + w_a (a) or w_g sigmoid(-d_k) + w_b (b), and the targets' logit goes
+  through the tower too."""
+  model = RewardMixture(1, (), 2, rngs=nnx.Rngs(0), num_conditions=2)
+  for head, slope in zip(model.heads, [1.0, -2.0]):
+    head.layers[0].kernel[...] = jnp.array([[slope]], jnp.float32)
+    head.layers[0].bias[...] = jnp.zeros(1, jnp.float32)
+  model.log_pi[...] = jnp.log(jnp.array([0.3, 0.7]))
+  theta = np.array([[0.0, -1.0, -3.0], [0.5, -2.0, -1.0]])
+  model.condition_bias.theta[...] = jnp.asarray(theta, jnp.float32)
+  w = np.exp(theta) / np.exp(theta).sum(1, keepdims=True)
+  sig = lambda x: 1 / (1 + np.exp(-x))
+  context = dict(a=jnp.array([[[1.0], [0.5]]]), b=jnp.array([[[0.0], [0.0]]]),
+                 label=jnp.array([[1.0, 0.0]]), condition=jnp.array([[0, 1]]))
+  # Pair 1 (a first, a chosen): d = (1, -2); pair 2 (b first, b chosen): d = (0.5, -1).
+  ll = [np.log(w[0, 0] * sig(d1) + w[0, 1]) + np.log(w[1, 0] * sig(-d2) + w[1, 2])
+        for d1, d2 in ((1.0, 0.5), (-2.0, -1.0))]
+  np.testing.assert_allclose(model.cluster_log_lik(
+      context["a"], context["b"], context["label"], None, context["condition"]), [ll],
+      rtol=1e-5)
+  post = np.array([0.3, 0.7]) * np.exp(ll)
+  post /= post.sum()
+  targets = dict(a=jnp.array([[[2.0]]]), b=jnp.array([[[0.0]]]), condition=jnp.array([[1]]))
+  logits, aux = model(context, targets)
+  np.testing.assert_allclose(aux["cluster_posterior"], [post], rtol=1e-5)
+  p_a = w[1, 0] * (post[0] * sig(2.0) + post[1] * sig(-4.0)) + w[1, 1]
+  np.testing.assert_allclose(logits, [[np.log(p_a / (1 - p_a))]], rtol=1e-5)
+
+
 def test_logits_stay_finite_when_the_posterior_is_certain():
   model = _linear_mixture([50.0, -50.0], np.log([0.5, 0.5]))
   context = dict(a=jnp.ones((1, 8, 1)), b=jnp.zeros((1, 8, 1)), label=jnp.ones((1, 8)))

@@ -21,7 +21,7 @@ REGISTRY: dict[str, Callable[[ml_collections.ConfigDict], Method]] = {
     "maxmin": maxmin.make}
 
 # Methods with the shared position-bias tower (model.condition_bias; vpl/models/condition_bias.py).
-BIAS_METHODS = ("btl", "vpl", "dpl_mv", "dpl_cat", "pref")
+BIAS_METHODS = ("btl", "vpl", "dpl_mv", "dpl_cat", "pref", "maxmin")
 
 
 def make_method(name: str, config: ml_collections.ConfigDict) -> Method:

@@ -26,9 +26,7 @@ direction, the mean over their pairs of (2y - 1)(a - b), standardised: users of 
 prefer the same region of feature space, so the first M-step already trains one reward per
 group. 'random' (a balanced random split) and 'round_robin' (user i in cluster i mod K)
 start every cluster as the same mix of groups, so the K rewards begin alike and only the
-noise of the first M-step separates them; it needs at least one more round, and nothing
-guarantees the split. (didactic 0.8/0.2, seed 0: k-means converged after 1 round in all 3
-restarts, random after 2, both with every training user in its group's cluster.)
+noise of the first M-step separates them: at least one more round, and no guaranteed split.
 
 Every EM round ends with a checkpoint (current and best parameters, responsibilities, and
 the summaries of finished restarts), so a run killed mid-EM resumes at the round it reached;
@@ -36,7 +34,8 @@ a finished fit loads its result and trains nothing. Restarts draw their initiali
 their own named streams of the run's seed, so a resumed restart starts as it did.
 
 A new user is assigned by the same E-step on their context pairs, with pi as the prior
-(`RewardMixture.__call__`).
+(`RewardMixture.__call__`). With `model.condition_bias`, the shared position-bias tower is in
+both steps' likelihoods (vpl/models/mixture.py).
 """
 
 from __future__ import annotations
@@ -58,9 +57,11 @@ from vpl import losses, seeding, train
 from vpl.checkpointing import Checkpointer
 from vpl.data.comparisons import UserComparisons
 from vpl.method import Batch, Method
+from vpl.methods import btl
 from vpl.methods.maxmin_em import (INITS, cluster_purity, e_step, init_responsibilities,
                                    kmeans, mixture_log_pi, preference_directions, reseed_empty,
                                    total_log_lik)
+from vpl.models import condition_bias
 from vpl.models.mixture import RewardMixture
 
 EM_KINDS = ("hard", "soft")
@@ -80,11 +81,13 @@ def make(config: ml_collections.ConfigDict) -> Method:
       raise ValueError(f"maxmin.{name} = {mm[name]}; it must be at least 1.")
 
   def make_model(feature_dim, rngs):
-    return RewardMixture(feature_dim, tuple(config.model.hidden), mm.num_clusters, rngs=rngs)
+    return RewardMixture(feature_dim, tuple(config.model.hidden), mm.num_clusters, rngs=rngs,
+                         num_conditions=btl.num_conditions(config))
 
   def loss(model, batch, key, step):
     del key, step
-    diff_PxK = model.rewards_per_head(batch["a"]) - model.rewards_per_head(batch["b"])
+    diff_PxK = condition_bias.apply(  # the position-bias tower, when on
+        model, model.rewards_per_head(batch["a"]) - model.rewards_per_head(batch["b"]), batch)
     nll_K = -losses.bt_log_likelihood(diff_PxK, batch["label"]).mean(0)
     # Summed over heads: each head gets the gradient of its own BTL fit.
     return nll_K.sum(), dict(loss=nll_K.mean())
@@ -138,7 +141,8 @@ def sample_cluster_pairs(key: jax.Array, pool: Batch, num_pairs: int) -> Batch:
   rank_PxK = jnp.floor(jax.random.uniform(k_slot, users_PxK.shape) * count_PxK)
   rank_PxK = jnp.minimum(rank_PxK.astype(jnp.int32), count_PxK - 1)
   slot_PxK = pool["valid_order"][users_PxK, rank_PxK]
-  return {name: pool[name][users_PxK, slot_PxK] for name in ("a", "b", "label")}
+  fields = ("a", "b", "label") + (("condition",) if "condition" in pool else ())
+  return {name: pool[name][users_PxK, slot_PxK] for name in fields}
 
 
 def _frozen_mixture_weights(tx: optax.GradientTransformation) -> optax.GradientTransformation:
@@ -177,7 +181,8 @@ class _EM:
 
     def log_lik(params, pool):
       model = nnx.merge(self.graphdef, params)
-      return model.cluster_log_lik(pool["a"], pool["b"], pool["label"], pool["mask"])
+      return model.cluster_log_lik(pool["a"], pool["b"], pool["label"], pool["mask"],
+                                   pool.get("condition"))
     self.log_lik = jax.jit(log_lik)
     self.method, self.data = method, data
 
@@ -196,18 +201,15 @@ class _EM:
     return jax.device_get(state["params"]), jax.device_get(metrics)
 
   def cluster_log_lik(self, params: dict) -> np.ndarray:
-    pool = {k: self.pool[k] for k in ("a", "b", "label", "mask")}
+    pool = {k: self.pool[k] for k in ("a", "b", "label", "mask", "condition") if k in self.pool}
     return np.asarray(jax.device_get(self.log_lik(params, pool)), np.float64)
 
 
 def em_round(em: _EM, config: ml_collections.ConfigDict, params: dict, gamma_UxK: np.ndarray,
              key: jax.Array) -> tuple[dict, np.ndarray, dict, dict]:
-  """One EM round: reseed an empty start, M-step, E-step, reseed emptied clusters.
-
-  Returns:
-    `(params, gamma, metrics of the M-step's steps, row)`: row holds `changed`, `converged`,
-    `reseeded`, `log_lik`, `cluster_sizes`, `cluster_purity`.
-  """
+  """One EM round: reseed an empty start, M-step, E-step, reseed emptied clusters. Returns
+  `(params, gamma, metrics of the M-step's steps, row)`: row holds `changed`, `converged`,
+  `reseeded`, `log_lik`, `cluster_sizes`, `cluster_purity`."""
   mm, data = config.maxmin, em.data
   reseeded = 0
   if (gamma_UxK.sum(0) < 1.0).any():  # an empty start: reseed before training on nobody
@@ -257,7 +259,6 @@ def _finish_restart(em: _EM, config, state: dict) -> tuple[dict, dict]:
   """The restart's parameters (log pi from its final responsibilities) and summary."""
   gamma = state["gamma"]
   params = dict(state["params"], log_pi=mixture_log_pi(gamma))
-  # Ranked on the final responsibilities and prior.
   final = total_log_lik(em.cluster_log_lik(params), params["log_pi"].astype(np.float64),
                         config.maxmin.em)
   return params, dict(log_lik=final, rounds=state["rounds"], converged=state["converged"],
@@ -273,10 +274,9 @@ def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons
         on_chunk: Optional[Callable[[int], None]] = None) -> tuple[nnx.Module, dict]:
   """EM with restarts, checkpointed every round; same contract as `vpl.train.fit`.
 
-  Returns:
-    `(model, info)`: info has `train_seconds`, `final_step` (M-step gradient steps of all
-    restarts), `resumed_from`, and `best_restart`, `reseeds` (over all restarts),
-    `restarts` (each restart's summary, see `_finish_restart`).
+  Returns `(model, info)`: info has `train_seconds`, `final_step` (M-step gradient steps of
+  all restarts), `resumed_from`, `best_restart`, `reseeds` (over all restarts), `restarts`
+  (each restart's summary, see `_finish_restart`).
   """
   if not isinstance(data, UserComparisons):
     raise ValueError(f"maxmin trains with its own loop (EM), which reads the pool in memory; "
@@ -290,8 +290,7 @@ def fit(method: Method, config: ml_collections.ConfigDict, data: UserComparisons
   total_steps = mm.restarts * mm.max_rounds * mm.steps_per_round  # at most
   seed = config.seed
   with train.Session(method.name, config, ckpt_dir, metrics_path, on_chunk) as session:
-    # Resume order: the latest round's checkpoint in ckpt_dir if there is one, else EM from
-    # scratch. A finished fit's checkpoint holds the kept model.
+    # Resume from the latest round's checkpoint (a finished fit's holds the kept model).
     resumed_from, saved, meta = session.resume(like)
     if meta.get("finished"):
       model = nnx.merge(em.graphdef, jax.device_get(saved["best"]))

@@ -102,7 +102,7 @@ def make(config: ml_collections.ConfigDict) -> Method:
     else:  # streamed: the same users read from disk, laid out as in memory
       chosen = streaming.load_users(data.opened, data.users[users],
                                     standardization=data.standardization)
-    latent_atoms.set_atoms(model, user_means(model, chosen))
+    latent_atoms.set_atoms(model, user_means(model, chosen), chosen.reliability)
     return model
 
   return dataclasses.replace(method, bind=bind) if m.get("atom_prior", False) else method

@@ -19,8 +19,10 @@ from typing import Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
+from vpl.models import condition_bias
 from vpl.models.pref import atom_logits, atom_posterior
 
 # Most atoms kept (a random subset of the training users beyond it): the prediction costs
@@ -33,11 +35,20 @@ class AtomStat(nnx.Variable):
   gradients."""
 
 
-def set_atoms(model: nnx.Module, z_MxL: jax.Array) -> None:
-  """Gives `model` (a VPLModel with a product decoder) the atoms `z_MxL`, equally weighted."""
+def set_atoms(model: nnx.Module, z_MxL: jax.Array, weight_M: Optional[np.ndarray] = None) -> None:
+  """Gives `model` (a VPLModel with a product decoder) the atoms `z_MxL`, weighted by
+  `weight_M` (e.g. each training user's reliability: a user without a stable preference is
+  not a preference a new user can have) or equally when None or when every weight is 0."""
   z_MxL = jnp.asarray(z_MxL, jnp.float32)
+  m = z_MxL.shape[0]
+  w_M = np.ones(m) if weight_M is None else np.asarray(weight_M, np.float64)
+  if w_M.shape != (m,) or not np.all(np.isfinite(w_M)) or (w_M < 0).any():
+    raise ValueError(f"atom weights: need {m} finite values >= 0, got shape {w_M.shape}; "
+                     "pass each atom's weight (or None for equal weights).")
+  w_M = w_M if w_M.sum() > 0 else np.ones(m)
   model.atoms = AtomStat(z_MxL)
-  model.atom_log_weight = AtomStat(jnp.full(z_MxL.shape[0], -jnp.log(z_MxL.shape[0])))
+  model.atom_log_weight = AtomStat(jnp.asarray(np.log(np.maximum(w_M / w_M.sum(), 1e-30)),
+                                               jnp.float32))
 
 
 def log_posterior(model: nnx.Module, context: dict,
@@ -48,10 +59,22 @@ def log_posterior(model: nnx.Module, context: dict,
   if user_MxE is None:
     user_MxE = model.decoder.user(model.atoms[...])
   diff_BxNxE, _, _ = model.decoder.item_pair(context["a"], context["b"])
-  # PReF's mixture prior over weights is the same computation, with psi(z_m) as the atoms.
   log_weight_M = model.atom_log_weight[...]
-  log_post_BxM = atom_posterior(diff_BxNxE, context["label"], user_MxE, log_weight_M,
-                                context.get("mask"))
+  if getattr(model, "condition_bias", None) is not None and "condition" in context:
+    # Each answer's likelihood as the targets' (the tower's mixture): an answer the framing
+    # explains costs an atom little, instead of the full -log sigmoid of its reward.
+    logit_BxMxN = condition_bias.apply(
+        model, jnp.einsum("bne,me->bmn", diff_BxNxE, user_MxE),
+        dict(condition=context["condition"][:, None, :]))
+    y_Bx1xN = context["label"][:, None]
+    ll_BxMxN = (y_Bx1xN * jax.nn.log_sigmoid(logit_BxMxN)
+                + (1 - y_Bx1xN) * jax.nn.log_sigmoid(-logit_BxMxN))
+    if context.get("mask") is not None:
+      ll_BxMxN = ll_BxMxN * context["mask"][:, None].astype(ll_BxMxN.dtype)
+    log_post_BxM = jax.nn.log_softmax(ll_BxMxN.sum(-1) + log_weight_M, axis=-1)
+  else:  # PReF's mixture prior over weights is the same computation, psi(z_m) the atoms
+    log_post_BxM = atom_posterior(diff_BxNxE, context["label"], user_MxE, log_weight_M,
+                                  context.get("mask"))
   if "reliability" in context:  # w x log-likelihood: the prior weights are added back
     ll_BxM = (log_post_BxM - log_weight_M) * context["reliability"][:, None]
     log_post_BxM = jax.nn.log_softmax(ll_BxM + log_weight_M, axis=-1)

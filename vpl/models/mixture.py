@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from vpl import losses
+from vpl.models import condition_bias
 from vpl.models.mlp import MLP
 
 
@@ -24,16 +25,19 @@ class MixtureWeight(nnx.Variable):
 
 
 class RewardMixture(nnx.Module):
-  """K rewards r_k(s) = MLP_k(s) and the log mixture weights log pi_k."""
+  """K rewards r_k(s) = MLP_k(s) and the log mixture weights log pi_k; with
+  `num_conditions`, the shared position-bias tower (vpl/models/condition_bias.py) on every
+  cluster's likelihood, in the E-step and in the M-step's loss alike."""
 
   def __init__(self, feature_dim: int, hidden: Sequence[int], num_clusters: int, *,
-               rngs: nnx.Rngs):
+               rngs: nnx.Rngs, num_conditions: int = 0):
     if num_clusters < 1:
       raise ValueError(f"maxmin.num_clusters = {num_clusters}; use at least 1.")
     self.num_clusters = num_clusters
     self.heads = nnx.List(
         [MLP(feature_dim, hidden, 1, rngs=rngs) for _ in range(num_clusters)])
     self.log_pi = MixtureWeight(jnp.full((num_clusters,), -jnp.log(num_clusters)))
+    self.condition_bias = condition_bias.make(num_conditions)
 
   def rewards(self, s_xD: jax.Array) -> jax.Array:
     """Every cluster's reward `[..., K]` of states `[..., D]`."""
@@ -45,9 +49,14 @@ class RewardMixture(nnx.Module):
                      axis=-1)
 
   def cluster_log_lik(self, a_BxNxD: jax.Array, b_BxNxD: jax.Array, y_BxN: jax.Array,
-                      mask_BxN: jax.Array | None = None) -> jax.Array:
-    """E-step statistic l_bk = sum over b's pairs of log p(y | a, b, r_k), `[B, K]`."""
+                      mask_BxN: jax.Array | None = None,
+                      condition_BxN: jax.Array | None = None) -> jax.Array:
+    """E-step statistic l_bk = sum over b's pairs of log p(y | a, b, r_k), `[B, K]`; with
+    each answer's condition, p is the tower's mixture (an answer the framing explains costs
+    a cluster little)."""
     diff_BxNxK = self.rewards(a_BxNxD) - self.rewards(b_BxNxD)
+    if condition_BxN is not None:
+      diff_BxNxK = condition_bias.apply(self, diff_BxNxK, dict(condition=condition_BxN[..., None]))
     ll_BxNxK = losses.bt_log_likelihood(diff_BxNxK, y_BxN[..., None])
     if mask_BxN is not None:
       ll_BxNxK = jnp.where(mask_BxN[..., None], ll_BxNxK, 0.0)
@@ -56,7 +65,7 @@ class RewardMixture(nnx.Module):
   def posterior(self, context: dict) -> jax.Array:
     """log p(k | context) `[B, K]`: the E-step on the context pairs with prior pi."""
     log_lik_BxK = self.cluster_log_lik(context["a"], context["b"], context["label"],
-                                       context.get("mask"))
+                                       context.get("mask"), context.get("condition"))
     return jax.nn.log_softmax(self.log_pi[...] + log_lik_BxK, axis=-1)
 
   def __call__(self, context: dict, targets: dict) -> tuple[jax.Array, dict]:
@@ -68,7 +77,8 @@ class RewardMixture(nnx.Module):
 
     Args:
       context: `a`, `b` `[B, N, D]`, `label` `[B, N]`, optional `mask` `[B, N]`.
-      targets: `a`, `b` `[B, T, D]`.
+      targets: `a`, `b` `[B, T, D]`, optional `condition` `[B, T]` (read by the tower,
+        as is the context's).
 
     Returns:
       `(logits [B, T], aux)`; aux holds `cluster_posterior` `[B, K]`, `cluster` `[B]` (its
@@ -84,4 +94,4 @@ class RewardMixture(nnx.Module):
     pick = lambda r_BxTxK: jnp.take_along_axis(r_BxTxK, cluster_B[:, None, None], -1)[..., 0]
     aux = dict(cluster_posterior=jnp.exp(log_post_BxK), cluster=cluster_B,
                reward_a=pick(reward_a_BxTxK), reward_b=pick(reward_b_BxTxK))
-    return logits_BxT, aux
+    return condition_bias.apply(self, logits_BxT, targets), aux
