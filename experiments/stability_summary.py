@@ -29,6 +29,12 @@ def _rebuilt(path: str, what: str) -> dict:
   if what == "bayes_group_kl":
     return stability_report.bayes_group_kl(exp.evaluated, exp.context_idx, exp.task.shares,
                                            kind)
+  if what == "bayes_oracle_framing":
+    from vpl import evaluate  # noqa: PLC0415
+    settings = exp.truth["settings"]
+    p_a = evaluate.bayes_oracle(exp.evaluated, exp.context_idx, exp.task.shares, framing=(
+        settings["constructed_questions"], settings["first_bias"]))
+    return stability_report.per_kind(p_a, exp.evaluated, exp.target_mask, kind)
   return stability_report.context_questions(exp.evaluated, exp.context_idx, kind)
 
 
@@ -89,10 +95,10 @@ def shrinkage_and_references(paths) -> str:
   the references (Bayes oracle, BTL, the Bayes oracle's group-posterior KL, VPL's variance)."""
   lines = ["| runs | shrinkage | VPL genuine users | VPL non-attitude users vs their group | "
            "mean weight: genuine / non-attitude |", "|" + " --- |" * 5]
-  refs = ["| runs | Bayes oracle, genuine users: noisy / clean | BTL, genuine users: noisy / "
-          "clean | Bayes group KL: genuine / non-attitude | VPL posterior variance: genuine / "
+  refs = ["| runs | Bayes oracle, genuine users: noisy / clean | the same told the framing, "
+          "noisy | BTL, genuine users: noisy / clean | Bayes group KL: genuine / non-attitude | VPL posterior variance: genuine / "
           "non-attitude | contexts: distinct questions / share with a re-ask (non-attitude "
-          "users) |", "|" + " --- |" * 6]
+          "users) |", "|" + " --- |" * 7]
   for path in paths:
     rs = []
     for f in _runs(path):
@@ -114,7 +120,11 @@ def shrinkage_and_references(paths) -> str:
     has_clean = isinstance(rs[0].get("clean"), dict)
     acc = lambda src, name: span(lambda r: r[src][name]["genuine"]["genuine"])
     cl = lambda name: acc("clean", name) if has_clean else "-"
+    for r, f in zip(rs, _runs(path)):  # runs written before it hold no framing oracle
+      if "bayes_oracle_framing" not in r["methods"]:
+        r["methods"]["bayes_oracle_framing"] = _rebuilt(f, "bayes_oracle_framing")
     refs.append(f"| {path} | {acc('methods', 'bayes_oracle')} / {cl('bayes_oracle')} | "
+                f"{acc('methods', 'bayes_oracle_framing')} | "
                 f"{acc('methods', 'btl')} / {cl('btl')} | "
                 f"{span(lambda r: r['bayes_group_kl']['genuine'])} / "
                 f"{span(lambda r: r['bayes_group_kl']['non_attitude'])} | "

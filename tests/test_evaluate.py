@@ -110,6 +110,23 @@ def test_bayes_oracle_by_hand():
   np.testing.assert_allclose(p_a, [group_pref[0] @ post], rtol=1e-5)
 
 
+def test_bayes_oracle_told_the_framing_by_hand():
+  """With framing (q, first), P(label | group, condition) = (1 - q) pref + q (first if a was
+  shown first, else 1 - first): a noiseless group survives an answer the framing explains."""
+  group_pref = np.array([[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]], np.float32)
+  data = _users([[1.0, 1.0, 1.0]], [0], group_pref=group_pref,
+                condition=np.array([[0, 1, 0]]))
+  # Context: pair 0 (a first, a chosen) and pair 1 (b first, a chosen).
+  p_a = evaluate.bayes_oracle(data, np.array([[0, 1]]), (0.5, 0.5), framing=(0.2, 0.9))
+  lik = lambda pref, first: 0.8 * pref + 0.2 * first
+  post = np.array([lik(1.0, 0.9) * lik(0.0, 0.1), lik(0.0, 0.9) * lik(1.0, 0.1)])
+  post /= post.sum()
+  np.testing.assert_allclose(p_a, [group_pref[0] @ post], rtol=1e-5)
+  with pytest.raises(ValueError, match="needs each answer's condition"):
+    evaluate.bayes_oracle(_users([[1.0, 1.0, 1.0]], [0], group_pref=group_pref),
+                          np.array([[0, 1]]), (0.5, 0.5), framing=(0.2, 0.9))
+
+
 def test_gather_context():
   label = np.arange(12, dtype=np.float32).reshape(2, 6) / 12
   data = _users(label, [0, 0])

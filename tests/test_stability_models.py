@@ -9,7 +9,8 @@ import pytest
 from flax import nnx
 
 from experiments.configs import default, stability as stability_config
-from vpl import adapt, config_checks, configs, methods, stability, stability_report, train
+from vpl import (adapt, config_checks, configs, evaluate, methods, stability, stability_report,
+                 train)
 from vpl.data import reasked, rows as rows_lib, tasks
 from vpl.data.comparisons import split_context_target
 from vpl.models import condition_bias
@@ -134,6 +135,13 @@ def test_the_tower_learns_the_position_effect_in_dpl_pref_and_maxmin(tiny, name,
   second = method.predict(model, dict(ctx, mask=np.ones((2, 4), bool)),
                           dict(tgt, condition=np.ones((2, 4), np.int32)))[0]
   assert (np.asarray(first) > np.asarray(second)).all()  # a shown first: more often chosen
+  # frame_targets=False: the context keeps its conditions, the targets' logits skip the tower
+  idx = np.tile(np.arange(4), (data.num_users, 1))
+  own, _ = evaluate.predict_users(method, model, data, idx, frame_targets=False)
+  framed, _ = evaluate.predict_users(method, model, data, idx)
+  logits, _ = method.predict(model, evaluate.gather_context(data, idx), dict(a=data.a, b=data.b))
+  np.testing.assert_allclose(own, jax.nn.sigmoid(logits), rtol=1e-5, atol=1e-6)
+  assert np.abs(own - framed).max() > 1e-3
 
 
 @pytest.mark.parametrize("field, value", [
@@ -249,7 +257,8 @@ def test_stability_summary_reads_runs(tmp_path, capsys):
               vpl_mean_variance=dict(genuine=0.1, non_attitude=0.5),
               bayes_group_kl=dict(genuine=1.0, non_attitude=0.2),
               context_questions=dict(non_attitude=dict(distinct=7.5, reasked=0.4)),
-              methods=dict(btl=per(), vpl=per(), bayes_oracle=per()),
+              methods=dict(btl=per(), vpl=per(), bayes_oracle=per(),
+                           bayes_oracle_framing=per()),
               clean=dict(btl=per(), vpl=per(), bayes_oracle=per()),
               shrinkage={"0.0": per(), "1.0": per()})
   run = tmp_path / "runs" / "seed_0"
@@ -261,3 +270,4 @@ def test_stability_summary_reads_runs(tmp_path, capsys):
   # detector 0.95 >= 0.9; KL 1 < 8 / 4; the clean gap 0 <= 0.02; VPL = BTL on non-attitude
   assert "detector:yes kl:yes clean:yes na:yes" in out
   assert "| toy (0) | 1.000 / 0.950 |" in out and "0.950 / 0.950 (0.000)" in out
+  assert "| 0.950 / 0.950 | 0.950 | 0.950 / 0.950 |" in out  # oracle, told the framing, BTL

@@ -92,11 +92,14 @@ def _predict_block(method: Method, graphdef: nnx.GraphDef, params, context: dict
 
 def predict_users(method: Method, model: nnx.Module, data: UserComparisons,
                   context_idx: np.ndarray, *, users_per_call: int = 256,
-                  context_weight: Optional[np.ndarray] = None) -> tuple[np.ndarray, dict]:
+                  context_weight: Optional[np.ndarray] = None,
+                  frame_targets: bool = True) -> tuple[np.ndarray, dict]:
   """P(a preferred) `[U, K]` on every pair of each user, given their context pairs.
 
   `context_weight` `[U, N]` weighs the context pairs (vpl/data/recency.py); None counts each
-  fully.
+  fully. `frame_targets=False` leaves the targets' conditions out, so a model with the
+  position-bias tower predicts the user's own preference (the context keeps its conditions,
+  which the inference of the user may read).
   Users go through one jitted function in blocks of `users_per_call` (the last block padded
   by repeating its last user), so a model compiles once per block shape, not once per call.
   Returns the probabilities and the method's aux outputs, concatenated over users.
@@ -104,7 +107,7 @@ def predict_users(method: Method, model: nnx.Module, data: UserComparisons,
   graphdef, params = nnx.split(model)
   context = gather_context(data, context_idx, context_weight)
   targets = dict(a=data.a, b=data.b)
-  if data.condition is not None:  # read by model.condition_bias
+  if data.condition is not None and frame_targets:  # read by model.condition_bias
     targets["condition"] = np.maximum(data.condition, 0)
   num_users = data.num_users
   block = min(users_per_call, num_users)
@@ -146,25 +149,43 @@ def oracle_and_ceiling(data: UserComparisons, target_mask: np.ndarray,
           accuracy_report(data.pooled_pref, data, target_mask, unseen_mask))
 
 
-def bayes_oracle(data: UserComparisons, context_idx: np.ndarray, shares) -> np.ndarray:
+def bayes_oracle(data: UserComparisons, context_idx: np.ndarray, shares,
+                 framing: Optional[tuple[float, float]] = None) -> np.ndarray:
   """P(a preferred) `[U, K]` of the Bayes-optimal predictor given only the context pairs.
 
   It knows every group's generating reward and the group shares, but not the user's group:
   it weighs the groups by their posterior given the user's context labels. This is the best
   any method can do from the same context, the fair reference for a latent method (the
   oracle, which knows the group, is an upper bound no method can reach from a few pairs).
+  `framing`: see `group_posterior`; the prediction is the user's preference (unframed).
   """
-  return np.einsum("ukg,ug->uk", data.group_pref, group_posterior(data, context_idx, shares))
+  post_UxG = group_posterior(data, context_idx, shares, framing)
+  return np.einsum("ukg,ug->uk", data.group_pref, post_UxG)
 
 
-def group_posterior(data: UserComparisons, context_idx: np.ndarray, shares) -> np.ndarray:
-  """`[U, G]` the Bayes oracle's posterior over each user's group given their context labels."""
+def group_posterior(data: UserComparisons, context_idx: np.ndarray, shares,
+                    framing: Optional[tuple[float, float]] = None) -> np.ndarray:
+  """`[U, G]` the Bayes oracle's posterior over each user's group given their context labels.
+
+  `framing = (q, first)`: the oracle also knows that an answer is made from the framing with
+  probability q, choosing the option shown first with probability `first` (vpl/data/
+  reasking.py), so P(a | group, condition) = (1 - q) pref + q (first if a was shown first,
+  else 1 - first). Needs the answers' `condition`.
+  """
   if data.group_pref is None:
     raise ValueError("This data has no per-group generating preferences (group_pref), so "
                      "there is no Bayes oracle to report.")
   eps = 1e-6  # Keeps a noiseless group that contradicts one label possible, barely.
-  pref_UxNxG = np.clip(np.take_along_axis(data.group_pref, context_idx[..., None], axis=1),
-                       eps, 1 - eps)
+  pref_UxNxG = np.take_along_axis(data.group_pref, context_idx[..., None], axis=1)
+  if framing is not None:
+    if data.condition is None:
+      raise ValueError("bayes_oracle(framing=...) needs each answer's condition; this data "
+                       "has none. Pass framing=None.")
+    q, first = framing
+    a_first_UxN = np.take_along_axis(data.condition, context_idx, axis=1) == 0
+    framed_UxNx1 = np.where(a_first_UxN, first, 1 - first)[..., None]
+    pref_UxNxG = (1 - q) * pref_UxNxG + q * framed_UxNx1
+  pref_UxNxG = np.clip(pref_UxNxG, eps, 1 - eps)
   y_UxNx1 = gather_context(data, context_idx)["label"][..., None]
   log_lik_UxG = (y_UxNx1 * np.log(pref_UxNxG) + (1 - y_UxNx1) * np.log1p(-pref_UxNxG)).sum(1)
   log_post_UxG = log_lik_UxG + np.log(np.asarray(shares))[None]

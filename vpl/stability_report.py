@@ -6,7 +6,8 @@ user (genuine / non_attitude / constructed, the generator's truth):
   against the truth: `non_attitude` users, `constructed` answers (re-asked questions
   answered by position) and `constructed_users`.
 - `methods.<name>.<kind>`: (and `bayes_oracle`, the best any method can do from the same
-  context, knowing the groups' rewards) held-out accuracy of the prediction against the
+  context, knowing the groups' rewards; `bayes_oracle_framing` also knows the share of
+  answers made by position and their bias, evaluate.group_posterior) held-out accuracy of the prediction against the
   labels the users gave (`observed`), and of the user's own preference (the prediction
   without the bias tower: the framing is not part of it) against their genuine preference,
   the generator's P(a preferred) (`genuine`; `genuine_framed` scores the full prediction).
@@ -33,8 +34,6 @@ user (genuine / non_attitude / constructed, the generator's truth):
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,7 +42,7 @@ from flax import nnx
 from vpl import evaluate, losses, shrinkage, stability
 from vpl.data import reasked
 from vpl.data.comparisons import UserComparisons
-from vpl.models import condition_bias
+from vpl.models import condition_bias, latent_atoms
 
 KINDS = stability.KINDS
 STRENGTHS = (0.0, 0.5, 1.0)
@@ -147,7 +146,9 @@ def vpl_logits(model, data: UserComparisons, context_idx, *, users_per_call: int
   """VPL's `(user logits, population logits [U, K], mu, log_var [U, L])`, before the tower.
 
   The population's logits are logit(E_{z ~ p(z)} sigmoid(r(a, z) - r(b, z))), the prediction
-  for someone who has answered nothing, from `num_samples` fixed draws of the prior.
+  for someone who has answered nothing, from `num_samples` fixed draws of the prior. With the
+  atom prior (model.atom_prior) both are the atoms' averages, weighted by the posterior given
+  the context and by the prior weights alone (vpl/models/latent_atoms.py).
   """
   graphdef, params = nnx.split(model)
   eps_SxL = jax.random.normal(jax.random.key(0), (num_samples, model.latent_dim))
@@ -156,6 +157,11 @@ def vpl_logits(model, data: UserComparisons, context_idx, *, users_per_call: int
   def run(params, context, a, b):
     m = nnx.merge(graphdef, params)
     mu, log_var = m.posterior(context)
+    if getattr(m, "atoms", None) is not None:  # no answer read: mask 0, no reliability
+      nobody = dict(a=context["a"], b=context["b"], label=context["label"],
+                    mask=jnp.zeros(context["label"].shape, jnp.float32))
+      return (latent_atoms.predict(m, context, dict(a=a, b=b))[0],
+              latent_atoms.predict(m, nobody, dict(a=a, b=b))[0], mu, log_var)
     prior_mu, prior_log_var = m.prior()
     user = m.reward(a, mu[:, None]) - m.reward(b, mu[:, None])
     z_Sx1x1xL = (prior_mu + jnp.exp(0.5 * prior_log_var) * eps_SxL)[:, None, None]
@@ -197,14 +203,13 @@ def report(config, exp, models: dict) -> dict:
   out = dict(settings=truth["settings"], clean_twin=truth["clean"], methods={},
              detector=None if truth["rows"] is None else detector(truth))
   towers = {}
-  unframed = dataclasses.replace(heldout, condition=None)
   for name, (method, model) in models.items():
     p_a, _ = evaluate.predict_users(method, model, heldout, exp.context_idx,
                                     context_weight=exp.context_weight)
     p_own = None
     if getattr(model, "condition_bias", None) is not None:  # the preference without framing
-      p_own, _ = evaluate.predict_users(method, model, unframed, exp.context_idx,
-                                        context_weight=exp.context_weight)
+      p_own, _ = evaluate.predict_users(method, model, heldout, exp.context_idx,
+                                        context_weight=exp.context_weight, frame_targets=False)
     out["methods"][name] = per_kind(p_a, heldout, exp.target_mask, user_kind, p_own)
     if getattr(model, "condition_bias", None) is not None:
       towers[name] = condition_bias.position_effect(jax.device_get(
@@ -212,6 +217,12 @@ def report(config, exp, models: dict) -> dict:
   if exp.task is not None and heldout.group_pref is not None:  # the reference from the context
     p_bayes = evaluate.bayes_oracle(heldout, exp.context_idx, exp.task.shares)
     out["methods"]["bayes_oracle"] = per_kind(p_bayes, heldout, exp.target_mask, user_kind)
+    settings = truth["settings"]  # the same oracle, told how constructed answers are made
+    if heldout.condition is not None:
+      p_framed = evaluate.bayes_oracle(heldout, exp.context_idx, exp.task.shares, framing=(
+          settings["constructed_questions"], settings["first_bias"]))
+      out["methods"]["bayes_oracle_framing"] = per_kind(p_framed, heldout, exp.target_mask,
+                                                        user_kind)
     out["bayes_group_kl"] = bayes_group_kl(heldout, exp.context_idx, exp.task.shares, user_kind)
   out["context_questions"] = context_questions(heldout, exp.context_idx, user_kind)
   shown = next((n for n in ("vpl", "btl") if n in towers), next(iter(towers), None))
