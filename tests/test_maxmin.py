@@ -88,6 +88,24 @@ def test_e_step_with_the_position_bias_tower_by_hand():
   np.testing.assert_allclose(logits, [[np.log(p_a / (1 - p_a))]], rtol=1e-5)
 
 
+def test_reliability_weighs_the_m_step_draw_and_tempers_the_e_step():
+  gamma = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+  count = np.array([2, 4, 3])
+  # Cluster 0: users 0 and 1 with weights 2 x 0.5 and 4 x 0; cluster 1: only user 2 (w = 0)
+  # keeps its unweighted draw.
+  cdf = maxmin.user_cdf(gamma, count, np.array([0.5, 0.0, 0.0]))
+  np.testing.assert_allclose(cdf, [[1.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+  np.testing.assert_allclose(maxmin.user_cdf(gamma, count), [[2 / 6, 1.0, 1.0], [0, 0, 1.0]])
+  model = _linear_mixture([1.0, -2.0], np.log([0.3, 0.7]))
+  context = dict(a=jnp.array([[[1.0]], [[1.0]]]), b=jnp.zeros((2, 1, 1)),
+                 label=jnp.ones((2, 1)), reliability=jnp.array([0.0, 0.5]))
+  post = np.exp(np.asarray(model.posterior(context)))
+  np.testing.assert_allclose(post[0], [0.3, 0.7], rtol=1e-5)  # w = 0: the prior
+  tempered = np.array([0.3, 0.7]) * np.exp(0.5 * np.array([_log_sigmoid(1.0),
+                                                           _log_sigmoid(-2.0)]))
+  np.testing.assert_allclose(post[1], tempered / tempered.sum(), rtol=1e-5)
+
+
 def test_logits_stay_finite_when_the_posterior_is_certain():
   model = _linear_mixture([50.0, -50.0], np.log([0.5, 0.5]))
   context = dict(a=jnp.ones((1, 8, 1)), b=jnp.zeros((1, 8, 1)), label=jnp.ones((1, 8)))

@@ -154,9 +154,9 @@ def test_bad_values_name_field_value_and_fix(field, value):
     config_checks.check(bad)
 
 
-def test_stability_config_keeps_the_atom_prior_off_unless_asked():
-  assert not stability_config.get_config("task=didactic_tiny").model.atom_prior
-  assert stability_config.get_config("task=didactic_tiny,atoms=true").model.atom_prior
+def test_stability_config_has_the_atom_prior_unless_asked_not_to():
+  assert stability_config.get_config("task=didactic_tiny").model.atom_prior
+  assert not stability_config.get_config("task=didactic_tiny,atoms=false").model.atom_prior
 
 
 def test_reask_shares_of_users_add_up():

@@ -35,7 +35,8 @@ their own named streams of the run's seed, so a resumed restart starts as it did
 
 A new user is assigned by the same E-step on their context pairs, with pi as the prior
 (`RewardMixture.__call__`). With `model.condition_bias`, the shared position-bias tower is in
-both steps' likelihoods (vpl/models/mixture.py).
+both steps' likelihoods (vpl/models/mixture.py); with users' `reliability`, it weighs their
+pairs in the M-step and tempers a new user's E-step.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from vpl.method import Batch, Method
 from vpl.methods import btl
 from vpl.methods.maxmin_em import (INITS, cluster_purity, e_step, init_responsibilities,
                                    kmeans, mixture_log_pi, preference_directions, reseed_empty,
-                                   total_log_lik)
+                                   total_log_lik, user_cdf)
 from vpl.models import condition_bias
 from vpl.models.mixture import RewardMixture
 
@@ -159,13 +160,6 @@ def em_pool(data: UserComparisons) -> Batch:
   return pool
 
 
-def user_cdf(gamma_UxK: np.ndarray, count_U: np.ndarray) -> np.ndarray:
-  """`[K, U]` cumulative sampling weights gamma[u, k] * pairs(u), each row ending at 1."""
-  weight_KxU = (gamma_UxK * count_U[:, None]).T
-  cdf = np.cumsum(weight_KxU, axis=1)
-  return (cdf / np.maximum(cdf[:, -1:], 1e-30)).astype(np.float32)
-
-
 class _EM:
   """One fit's jitted M-step and E-step, compiled once and shared by all restarts."""
 
@@ -193,7 +187,8 @@ class _EM:
   def m_step(self, params: dict, gamma_UxK: np.ndarray, key: jax.Array,
              num_steps: int) -> tuple[dict, dict]:
     """Trains every head on its responsibility-weighted pairs; returns the step metrics."""
-    pool = dict(self.pool, user_cdf=user_cdf(gamma_UxK, self.pool["count"]))
+    pool = dict(self.pool, user_cdf=user_cdf(gamma_UxK, self.pool["count"],
+                                                       self.data.reliability))
     params = dict(params, log_pi=mixture_log_pi(gamma_UxK))
     state = dict(params=params, opt_state=self.tx.init(params), step=jnp.int32(0))
     state, metrics = self.run(jax.device_put(state, self.replicated),

@@ -123,3 +123,17 @@ def cluster_purity(assignment_U: np.ndarray, group_U: np.ndarray) -> float:
     return float("nan")
   a, g = assignment_U[known], group_U[known]
   return float(sum(np.bincount(g[a == k]).max() for k in np.unique(a)) / len(a))
+
+
+def user_cdf(gamma_UxK: np.ndarray, count_U: np.ndarray,
+             reliability_U: np.ndarray | None = None) -> np.ndarray:
+  """`[K, U]` cumulative sampling weights gamma[u, k] * pairs(u), each row ending at 1: the
+  M-step's draw of each head's pairs. With `reliability_U` (model.reliability = 'reask'),
+  times w_u, so users without a stable preference hardly train a head; a cluster whose users
+  all have w = 0 keeps the unweighted draw (it would otherwise have nothing to train on)."""
+  weight_KxU = (gamma_UxK * count_U[:, None]).T
+  if reliability_U is not None:
+    trusted_KxU = weight_KxU * reliability_U[None]
+    weight_KxU = np.where(trusted_KxU.sum(1, keepdims=True) > 0, trusted_KxU, weight_KxU)
+  cdf = np.cumsum(weight_KxU, axis=1)
+  return (cdf / np.maximum(cdf[:, -1:], 1e-30)).astype(np.float32)

@@ -63,9 +63,12 @@ class RewardMixture(nnx.Module):
     return ll_BxNxK.sum(1)
 
   def posterior(self, context: dict) -> jax.Array:
-    """log p(k | context) `[B, K]`: the E-step on the context pairs with prior pi."""
+    """log p(k | context) `[B, K]`: the E-step on the context pairs with prior pi; a set's
+    `reliability` w tempers its likelihood (w = 0: the prior pi)."""
     log_lik_BxK = self.cluster_log_lik(context["a"], context["b"], context["label"],
                                        context.get("mask"), context.get("condition"))
+    if "reliability" in context:
+      log_lik_BxK = log_lik_BxK * context["reliability"][:, None]
     return jax.nn.log_softmax(self.log_pi[...] + log_lik_BxK, axis=-1)
 
   def __call__(self, context: dict, targets: dict) -> tuple[jax.Array, dict]:
