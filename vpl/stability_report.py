@@ -14,11 +14,12 @@ user (genuine / non_attitude / constructed, the generator's truth):
   A non-attitude answer is a coin, so `observed` is near 0.5 for every method on those users;
   `genuine` says whether the prediction is still the population's sensible one.
 - `position_bias`: `true` = P(the option shown first is chosen | the user's rewards tie) in
-  the training pool's answers (each weighted by its user's reliability when VPL reads it,
-  model.reliability; `true_unweighted` counts every answer once), 0.5 + s * (first_bias -
-  0.5) with s the share of them given by position; `estimated` = the same rate from VPL's (else BTL's) bias tower
-  (vpl/models/condition_bias.py: w_genuine / 2 + w_first, averaged over both orders); and
-  beside them the share s itself and the tower's w_a + w_b.
+  the training pool's answers (each weighted by its user's reliability when VPL or MaxMin
+  reads it, model.reliability; `true_unweighted` counts every answer once, `true_weighted`
+  by reliability), 0.5 + s * (first_bias - 0.5) with s the share of them given by position;
+  `estimated` = the same rate from VPL's (else MaxMin's, else BTL's) bias tower
+  (vpl/models/condition_bias.py: w_genuine / 2 + w_first, averaged over both orders;
+  every method's in `per_method`); and beside them the share s and the tower's w_a + w_b.
 - `mean_reliability`: with model.reliability = 'reask', the mean reliability w per kind of
   held-out user (vpl/reliability.py).
 - `vpl_mean_kl` / `vpl_mean_variance`: the mean KL(q(z|C) || p(z)) and posterior variance of
@@ -225,15 +226,16 @@ def report(config, exp, models: dict) -> dict:
                                                         user_kind)
     out["bayes_group_kl"] = bayes_group_kl(heldout, exp.context_idx, exp.task.shares, user_kind)
   out["context_questions"] = context_questions(heldout, exp.context_idx, user_kind)
-  shown = next((n for n in ("vpl", "btl") if n in towers), next(iter(towers), None))
-  # VPL weighs each user's answers by their reliability (model.reliability), so its tower is
-  # fitted to the rate among the answers it trusts; `true_unweighted` is the whole pool's.
-  true = true_position_rate(truth, exp.train, truth["settings"]["first_bias"],
-                            weighted=shown == "vpl")
+  shown = next((n for n in ("vpl", "maxmin", "btl") if n in towers), next(iter(towers), None))
+  # VPL and MaxMin weigh each user's answers by their reliability (model.reliability), so
+  # their towers are fitted to the rate among the answers they trust (`true_weighted`, the
+  # same as `true` for them); `true_unweighted` is the whole pool's, BTL's reference.
+  rates = {w: true_position_rate(truth, exp.train, truth["settings"]["first_bias"], weighted=w)
+           for w in (False, True)}
+  true = rates[shown in ("vpl", "maxmin")]
   out["position_bias"] = dict(
       true=true["rate"], estimated=towers[shown]["first_rate"] if shown else None,
-      true_unweighted=true_position_rate(truth, exp.train,
-                                         truth["settings"]["first_bias"])["rate"],
+      true_unweighted=rates[False]["rate"], true_weighted=rates[True]["rate"],
       true_framing_share=true["share"],
       estimated_framing_share=towers[shown]["framing_share"] if shown else None,
       estimated_by=shown, per_method=towers,
