@@ -106,6 +106,27 @@ def test_reliability_weighs_the_m_step_draw_and_tempers_the_e_step():
   np.testing.assert_allclose(post[1], tempered / tempered.sum(), rtol=1e-5)
 
 
+def test_kmeans_fitted_on_trusted_rows_places_every_row_at_its_nearest_center():
+  """Two tight groups and two wide clouds of untrusted rows: fitted to the trusted rows, the
+  groups are found and each untrusted row joins the group it lies nearer to."""
+  rng = np.random.default_rng(0)
+  groups = np.concatenate([rng.normal([-1, -1], 0.05, (20, 2)), rng.normal([1, 1], 0.05, (20, 2))])
+  clouds = np.concatenate([rng.normal([-6, -2], 1.0, (15, 2)), rng.normal([5, 3], 1.0, (15, 2))])
+  x = np.concatenate([groups, clouds])
+  trusted = np.arange(70) < 40
+  labels = maxmin.kmeans(x, 2, np.random.default_rng(1), fit_rows=trusted)
+  assert len(set(labels[:20])) == 1 and len(set(labels[20:40])) == 1
+  assert labels[0] != labels[20]
+  assert (labels[40:55] == labels[0]).all() and (labels[55:] == labels[20]).all()
+  # Untrusted users (reliability < 1/2) do not place the initial centers.
+  data = UserComparisons(a=x[:, None].astype(np.float32), b=np.zeros((70, 1, 2), np.float32),
+                         label=np.ones((70, 1), np.float32), mask=np.ones((70, 1), bool),
+                         user_id=np.arange(70), group=np.zeros(70, int),
+                         reliability=trusted.astype(np.float32))
+  gamma = maxmin.init_responsibilities(data, 2, "kmeans", np.random.default_rng(1))
+  np.testing.assert_array_equal(gamma.argmax(1), labels)
+
+
 def test_logits_stay_finite_when_the_posterior_is_certain():
   model = _linear_mixture([50.0, -50.0], np.log([0.5, 0.5]))
   context = dict(a=jnp.ones((1, 8, 1)), b=jnp.zeros((1, 8, 1)), label=jnp.ones((1, 8)))

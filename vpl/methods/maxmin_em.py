@@ -23,8 +23,17 @@ def preference_directions(data: UserComparisons) -> np.ndarray:
 
 
 def kmeans(x_UxD: np.ndarray, num_clusters: int, rng: np.random.Generator, *,
-           iterations: int = 50) -> np.ndarray:
-  """Lloyd's k-means with k-means++ seeding on standardised rows; returns `[U]` labels."""
+           iterations: int = 50, fit_rows: np.ndarray | None = None) -> np.ndarray:
+  """Lloyd's k-means with k-means++ seeding on standardised rows; returns `[U]` labels.
+  With `fit_rows` (boolean `[U]`), the centers are fitted to those rows alone and every row
+  takes its nearest center."""
+  if fit_rows is not None:
+    scale = np.maximum(x_UxD[fit_rows].std(0), 1e-8)
+    labels = kmeans(x_UxD[fit_rows], num_clusters, rng, iterations=iterations)
+    x = (x_UxD - x_UxD[fit_rows].mean(0)) / scale
+    centers = np.stack([x[fit_rows][labels == k].mean(0) if (labels == k).any() else
+                        x[fit_rows][0] for k in range(num_clusters)])
+    return ((x[:, None] - centers[None]) ** 2).sum(-1).argmin(1)
   x = (x_UxD - x_UxD.mean(0)) / np.maximum(x_UxD.std(0), 1e-8)
   centers = [x[rng.integers(len(x))]]
   for _ in range(1, num_clusters):
@@ -51,7 +60,12 @@ def init_responsibilities(data: UserComparisons, num_clusters: int, how: str,
     raise ValueError(f"maxmin.num_clusters = {num_clusters} exceeds the {data.num_users} "
                      f"training users; lower it.")
   if how == "kmeans":
-    labels = kmeans(preference_directions(data), num_clusters, rng)
+    # With reliability (model.reliability = 'reask'), the users with no stable preference
+    # (w < 1/2) do not place the centers: their directions are noise that merges groups.
+    trusted = None if data.reliability is None else data.reliability >= 0.5
+    if trusted is not None and trusted.sum() < num_clusters:
+      trusted = None
+    labels = kmeans(preference_directions(data), num_clusters, rng, fit_rows=trusted)
   elif how == "random":
     labels = rng.permutation(np.arange(data.num_users) % num_clusters)
   elif how == "round_robin":
