@@ -29,7 +29,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("rows", 8192, "Rows of the activations (a and b of 4,096 comparisons).")
 flags.DEFINE_integer("width", 256, "Layer width.")
 flags.DEFINE_integer("repeats", 7, "Timed repeats of 10 calls; the best is kept.")
-flags.DEFINE_list("blocks", ["1", "16"], "The MLP rows run on the rows split into this many "
+flags.DEFINE_list("blocks", ["1", "8", "16"], "The MLP rows run on the rows split into this many "
                   "blocks (model.decoder_blocks); the same function.")
 
 
@@ -88,6 +88,25 @@ def mlp_rows(m, k, repeats):
       seconds = best_seconds(jax.jit(jax.grad(loss)), (params, x), repeats)
       yield dict(row=f"MLP forward + backward, {name}", shape=f"{m}x34-{k}-{k}-{k}-1",
                  blocks=blocks, ms=round(1000 * seconds, 2),
+                 jax_gflops=round(flops / seconds / 1e9, 1))
+      if blocks == 1:
+        continue
+
+      def block_loss(params, h, act=act):
+        for w in params[:-1]:
+          h = act(h @ w)
+        return (h @ params[-1]).sum()
+
+      def fused_grad(params, x, blocks=blocks):
+        """Each block's backward pass right after its forward pass, in a lax.scan (how
+        vpl/models/decoder_blocks.py trains VPL's decoder): the same gradient."""
+        def body(grads, h):
+          return jax.tree.map(jnp.add, grads, jax.grad(block_loss)(params, h)), None
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return jax.lax.scan(body, zeros, x.reshape(blocks, -1, x.shape[-1]))[0]
+      seconds = best_seconds(jax.jit(fused_grad), (params, x), repeats)
+      yield dict(row=f"MLP forward + backward, {name}, each block's backward at once",
+                 shape=f"{m}x34-{k}-{k}-{k}-1", blocks=blocks, ms=round(1000 * seconds, 2),
                  jax_gflops=round(flops / seconds / 1e9, 1))
 
 

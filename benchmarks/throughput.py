@@ -105,7 +105,11 @@ def time_method(name, size, data, sgemm, encoder="pairwise", dtype="float32", bl
   config = size_config(size, name, encoder, dtype, blocks)
   method = methods.make_method(name, config)
   prep = train.prepare(method, config, data)
-  flops = step_flops(prep)
+  # XLA's cost analysis counts a loop's body once, and decoder_blocks > 1 runs the decoder in
+  # a lax.scan (vpl/models/decoder_blocks.py): the FLOPs are those of the same step in one piece.
+  one_piece = config if blocks == 1 else size_config(size, name, encoder, dtype, 1)
+  flops = step_flops(prep if blocks == 1 else train.prepare(
+      methods.make_method(name, one_piece), one_piece, data))
   n = config.train.steps_per_call
   start = time.perf_counter()
   compiled = prep.run.lower(prep.state, prep.pool, prep.method_key, num_steps=n).compile()

@@ -5,7 +5,8 @@ XLA_FLAGS=--xla_force_host_platform_device_count=4 and once with 1 device:
 
   python tests/device_equivalence_main.py OUT.npz
 
-writes every method's final parameters to OUT.npz and prints one JSON line on stdout:
+writes every method's final parameters (and VPL's with model.decoder_blocks = 4, as
+"vpl_blocks") to OUT.npz and prints one JSON line on stdout:
 {"device_count", "methods": {name: {"loss": [per call], "state_devices"}},
  "indivisible_error": the ValueError for a batch of 6 sets, or null if it trained}.
 """
@@ -25,7 +26,7 @@ def main(out_path: str) -> None:
   from flax import nnx
 
   from experiments.configs import tiny
-  from vpl import methods, train
+  from vpl import configs, methods, train
   from vpl.experiment import build_task
 
   config = tiny.get_config()
@@ -37,14 +38,18 @@ def main(out_path: str) -> None:
   task = build_task(config)
   summary = dict(device_count=jax.device_count(), methods={})
   arrays = {}
-  for name in config.methods:
-    method = methods.make_method(name, config)
+  # "vpl_blocks": VPL with its decoder in 4 blocks, each block's backward at once
+  # (vpl/models/decoder_blocks.py), its strided blocks spanning the sharded batch.
+  runs = {name: config for name in config.methods}
+  runs["vpl_blocks"] = configs.with_overrides(config, {"model.decoder_blocks": 4})
+  for name, config_of in runs.items():
+    method = methods.make_method(name.removesuffix("_blocks"), config_of)
     with tempfile.TemporaryDirectory() as workdir:
       metrics_path = os.path.join(workdir, "metrics.jsonl")
-      model, _ = train.fit(method, config, task.data, ckpt_dir=os.path.join(workdir, "ckpt"),
-                           metrics_path=metrics_path)
+      model, _ = train.fit(method, config_of, task.data,
+                           ckpt_dir=os.path.join(workdir, "ckpt"), metrics_path=metrics_path)
       losses = [json.loads(line)["loss"] for line in open(metrics_path)]
-    prep = train.prepare(method, config, task.data)
+    prep = train.prepare(method, config_of, task.data)
     summary["methods"][name] = dict(
         loss=losses, state_devices=len(jax.tree.leaves(prep.state)[0].sharding.device_set))
     flat = nnx.to_flat_state(nnx.state(model))

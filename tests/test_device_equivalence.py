@@ -38,7 +38,7 @@ def test_one_and_four_devices_agree(tmp_path):
 
   # The flag took effect: otherwise this would compare 1 device with itself.
   assert one["device_count"] == 1 and four["device_count"] == 4
-  for name in ("btl", "vpl"):
+  for name in ("btl", "vpl", "vpl_blocks"):
     assert one["methods"][name]["state_devices"] == 1
     assert four["methods"][name]["state_devices"] == 4
     np.testing.assert_allclose(four["methods"][name]["loss"], one["methods"][name]["loss"],
@@ -50,6 +50,10 @@ def test_one_and_four_devices_agree(tmp_path):
   for key in params_one.files:
     np.testing.assert_allclose(params_four[key], params_one[key], rtol=1e-4, atol=1e-6,
                                err_msg=key)
+  # The decoder in blocks, each block's backward at once: the same training as one piece.
+  for key in (k for k in params_one.files if k.startswith("vpl/")):
+    np.testing.assert_allclose(params_one[key.replace("vpl/", "vpl_blocks/", 1)],
+                               params_one[key], rtol=1e-4, atol=1e-6, err_msg=key)
 
   # A batch that does not split over the devices is refused, naming the fix.
   assert one["indivisible_error"] is None

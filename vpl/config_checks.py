@@ -207,6 +207,11 @@ def check(config: ml_collections.ConfigDict) -> None:
     if t.checkpoint_every % t.steps_per_call:
       raise ValueError(f"config train.checkpoint_every = {t.checkpoint_every} is not a "
                        f"multiple of train.steps_per_call = {t.steps_per_call}; make it one.")
+  blocks = _get(config, "model.decoder_blocks")
+  if blocks is not _MISSING and t is not None and "batch_sets" in t and t.batch_sets % blocks:
+    raise ValueError(f"config model.decoder_blocks = {blocks} does not divide train.batch_sets "
+                     f"= {t.batch_sets}: the training batch is split into that many equal "
+                     f"blocks. Set --config.model.decoder_blocks to a divisor of it.")
   if t is not None and {"min_context", "num_context"} <= set(t):
     if t.min_context > t.num_context:
       raise ValueError(f"config train.min_context = {t.min_context} exceeds "

@@ -39,15 +39,27 @@ def gaussian_kl(mu: jax.Array, log_var: jax.Array, prior_mu: jax.Array,
                 (mu - prior_mu) ** 2 * jnp.exp(-prior_log_var))
 
 
-def elbo_loss(logits_BxT: jax.Array, label_BxT: jax.Array, mu_BxL: jax.Array,
+def target_weight(label_BxT: jax.Array, target_mask_BxT: Optional[jax.Array] = None,
+                  set_weight_B: Optional[jax.Array] = None) -> Optional[jax.Array]:
+  """Each target's weight in the NLL `[B, T]`: the target mask times its set's weight, or
+  None when every target counts once."""
+  if set_weight_B is None:
+    return target_mask_BxT
+  mask = 1.0 if target_mask_BxT is None else target_mask_BxT
+  return jnp.broadcast_to(set_weight_B[:, None] * mask, label_BxT.shape)
+
+
+def elbo_loss(logits_BxT: Optional[jax.Array], label_BxT: jax.Array, mu_BxL: jax.Array,
               log_var_BxL: jax.Array, prior_mu_L: jax.Array, prior_log_var_L: jax.Array, *,
               beta: jax.Array | float, free_bits: float = 0.0,
               target_mask_BxT: Optional[jax.Array] = None,
-              set_weight_B: Optional[jax.Array] = None) -> tuple[jax.Array, dict]:
+              set_weight_B: Optional[jax.Array] = None,
+              nll: Optional[jax.Array] = None) -> tuple[jax.Array, dict]:
   """Negative ELBO per target comparison: NLL + beta * KL / T.
 
   Args:
-    logits_BxT: logits of P(a preferred) on each set's targets, with z ~ q(z | context).
+    logits_BxT: logits of P(a preferred) on each set's targets, with z ~ q(z | context);
+      None when `nll` is given.
     label_BxT: target labels in [0, 1].
     mu_BxL, log_var_BxL: each set's posterior.
     prior_mu_L, prior_log_var_L: the prior.
@@ -57,20 +69,19 @@ def elbo_loss(logits_BxT: jax.Array, label_BxT: jax.Array, mu_BxL: jax.Array,
     target_mask_BxT: which targets are real.
     set_weight_B: optional weight of each set's likelihood in [0, 1] (a user's reliability,
       vpl/reliability.py); the mean is over the weighted targets.
+    nll: the (weighted) mean NLL when it was computed elsewhere (vpl/models/decoder_blocks.py).
 
   Returns:
     `(loss, metrics)` with metrics `nll` (per comparison), `kl` (per set, nats), `beta`.
   """
-  weight_BxT = target_mask_BxT
-  if set_weight_B is not None:
-    mask = 1.0 if target_mask_BxT is None else target_mask_BxT
-    weight_BxT = jnp.broadcast_to(set_weight_B[:, None] * mask, logits_BxT.shape)
-  nll = bt_loss(logits_BxT, label_BxT, weight_BxT)
+  if nll is None:
+    nll = bt_loss(logits_BxT, label_BxT,
+                  target_weight(label_BxT, target_mask_BxT, set_weight_B))
   kl_BxL = gaussian_kl(mu_BxL, log_var_BxL, prior_mu_L, prior_log_var_L)
   kl_L = kl_BxL.mean(0)
   penalised = jnp.maximum(kl_L, free_bits).sum() if free_bits > 0 else kl_L.sum()
   if target_mask_BxT is None:
-    targets_per_set = logits_BxT.shape[1]
+    targets_per_set = label_BxT.shape[1]
   else:
     targets_per_set = jnp.maximum(target_mask_BxT.sum(1).mean(), 1.0)
   loss = nll + beta * penalised / targets_per_set

@@ -62,8 +62,9 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.model.encoder = "pairwise"
   # gelu | leaky_relu (slope 0.2, the official code's) between the layers of BTL and VPL.
   c.model.activation = "gelu"
-  # VPL: the sets go through the decoder in this many blocks; the same function, faster on a
-  # CPU at large batches (activations stay in cache; 8 at the benchmark's control size).
+  # VPL: the sets go through the decoder in this many blocks (each block's backward pass
+  # right after its forward in training; vpl/models/decoder_blocks.py); the same function,
+  # faster on a CPU at large batches (16 at the benchmark's control size). Divides batch_sets.
   c.model.decoder_blocks = 1
   # none | reask: VPL tempers each user's posterior toward the prior, and weighs their
   # answers in training, by how consistently they answer re-asked questions

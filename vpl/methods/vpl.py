@@ -7,6 +7,7 @@ import functools
 import logging
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
@@ -17,7 +18,7 @@ from vpl.data.comparisons import UserComparisons
 from vpl.method import Method
 from vpl.methods import btl, windows
 from vpl.methods.sampling import sample_sets
-from vpl.models import latent_atoms
+from vpl.models import decoder_blocks, latent_atoms
 from vpl.models.vpl import ProductDecoder, VPLModel
 
 
@@ -57,14 +58,26 @@ def make(config: ml_collections.ConfigDict) -> Method:
                     activation=m.get("activation", "gelu"),
                     decoder_blocks=m.get("decoder_blocks", 1), rngs=rngs)
 
+  blocks = m.get("decoder_blocks", 1)
+
   def loss(model, batch, key, step):
-    logits, aux = model(batch["context"], batch["targets"], key)
+    context, targets = batch["context"], batch["targets"]
+    logits, nll = None, None
+    if blocks > 1:  # each block's backward pass right after its forward pass
+      mu, log_var = model.posterior(context)
+      z = mu + jnp.exp(0.5 * log_var) * jax.random.normal(key, mu.shape, mu.dtype)
+      weight = losses.target_weight(targets["label"], targets.get("mask"),
+                                    context.get("reliability"))
+      count = targets["label"].size if weight is None else jnp.maximum(weight.sum(), 1.0)
+      nll = decoder_blocks.weighted_nll_sum(model, z, targets, weight, blocks) / count
+    else:
+      logits, aux = model(context, targets, key)
+      mu, log_var = aux["mu"], aux["log_var"]
     prior_mu, prior_log_var = model.prior()
     value, metrics = losses.elbo_loss(
-        logits, batch["targets"]["label"], aux["mu"], aux["log_var"], prior_mu,
-        prior_log_var, beta=beta_at(step), free_bits=l.free_bits,
-        target_mask_BxT=batch["targets"].get("mask"),
-        set_weight_B=batch["context"].get("reliability"))
+        logits, targets["label"], mu, log_var, prior_mu, prior_log_var, beta=beta_at(step),
+        free_bits=l.free_bits, target_mask_BxT=targets.get("mask"),
+        set_weight_B=context.get("reliability"), nll=nll)
     if nonlinear_l2 > 0:  # a Gaussian prior on the size of phi's non-linear part
       penalty = model.decoder.nonlinear_l2()
       value = value + nonlinear_l2 * penalty
