@@ -87,6 +87,40 @@ def test_sample_sets_draws_one_user_and_disjoint_real_pairs():
   np.testing.assert_array_equal(same["targets"]["a"], same["context"]["a"])
 
 
+def test_choose_users_distinct_uniform_and_unchanged_below_the_threshold():
+  from vpl.methods import sampling
+  key = jax.random.key(0)
+  # At or below FLOYD_ABOVE users the draws are jax.random.choice's (documented runs' streams).
+  np.testing.assert_array_equal(sampling.choose_users(key, 1000, 64),
+                                jax.random.choice(key, 1000, (64,), replace=False))
+  np.testing.assert_array_equal(sampling.choose_users(key, 10, 64),
+                                jax.random.choice(key, 10, (64,), replace=True))
+  # Above it: Floyd's algorithm. Always distinct, in range; every user and every position
+  # equally likely (5,000 draws of 4 from 2^16 + 8 users, tallied on the last 8 users, where
+  # Floyd's "else j" branch lands, and on the first).
+  n = sampling.FLOYD_ABOVE + 8
+  draw = jax.jit(jax.vmap(lambda k: sampling.choose_users(k, n, 4)))
+  users = np.asarray(draw(jax.random.split(key, 5000)))
+  assert ((users >= 0) & (users < n)).all()
+  assert all(len(set(row)) == 4 for row in users)
+  # P(a given user is chosen) = 4 / n; the top 8 users together: 5000 * 32 / n = 2.44 expected.
+  top = (users >= n - 8).sum()
+  assert top <= 12, top  # Poisson(2.44): P(>12) < 1e-5; a biased "else j" would give ~thousands
+  # Order: the first slot is no more often the largest of the four than the others.
+  first_largest = (users.argmax(1) == 0).mean()
+  assert abs(first_largest - 0.25) < 0.03, first_largest
+
+
+def test_floyd_draws_every_subset_and_order_equally_often(monkeypatch):
+  from vpl.methods import sampling
+  monkeypatch.setattr(sampling, "FLOYD_ABOVE", 2)  # Floyd's algorithm on 6 users, 3 draws
+  draw = jax.jit(jax.vmap(lambda k: sampling.choose_users(k, 6, 3)))
+  users = np.asarray(draw(jax.random.split(jax.random.key(1), 24_000)))
+  _, counts = np.unique(users, axis=0, return_counts=True)
+  assert len(counts) == 120  # every ordered triple of distinct users: 6 x 5 x 4
+  assert abs(counts - 200).max() < 70, counts  # 200 expected each; sd 14
+
+
 def test_sample_pairs_draws_only_real_pairs():
   data, pool = _pool()
   batch = methods.sample_pairs(jax.random.key(0), pool, 500)

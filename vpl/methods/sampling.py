@@ -27,6 +27,35 @@ def sample_pairs(key: jax.Array, pool: Batch, num_pairs: int, with_user: bool = 
   return dict(batch, user=user) if with_user else batch
 
 
+# Above this many users, `choose_users` draws by Floyd's algorithm (work in the number of sets)
+# instead of a permutation of every user (work in U log U: at 80,000 users it was most of a
+# streamed step, docs/data.md). Below it the draws are the ones every documented run made.
+FLOYD_ABOVE = 2**16
+
+
+def choose_users(key: jax.Array, num_users: int, num_sets: int) -> jax.Array:
+  """`num_sets` users drawn uniformly, distinct when there are enough (with replacement
+  otherwise), in uniformly random order: `jax.random.choice`'s distribution.
+
+  Above FLOYD_ABOVE users, Floyd's algorithm picks the subset (for j = U - k .. U - 1: draw t
+  in [0, j]; take t unless already taken, else j: each k-subset equally likely, in k steps of
+  k comparisons) and a permutation of the k orders it.
+  """
+  if num_users < num_sets or num_users <= FLOYD_ABOVE:
+    return jax.random.choice(key, num_users, (num_sets,), replace=num_users < num_sets)
+  k_draw, k_order = jax.random.split(key)
+  draws = jax.random.randint(k_draw, (num_sets,), 0,
+                             num_users - num_sets + 1 + jnp.arange(num_sets))
+
+  def step(i, chosen):
+    j = num_users - num_sets + i
+    taken = (chosen == draws[i]).any()
+    return chosen.at[i].set(jnp.where(taken, j, draws[i]))
+
+  chosen = jax.lax.fori_loop(0, num_sets, step, jnp.full((num_sets,), -1, jnp.int32))
+  return jax.random.permutation(k_order, chosen)
+
+
 def sample_sets(key: jax.Array, pool: Batch, *, num_sets: int, num_context: int,
                 num_targets: int, target_mode: str, min_context: int = 0) -> Batch:
   """Draws sets of one user each: `num_context` context pairs and target pairs.
@@ -44,7 +73,7 @@ def sample_sets(key: jax.Array, pool: Batch, *, num_sets: int, num_context: int,
   """
   k_user, k_pair, k_size = jax.random.split(key, 3)
   num_users = pool["a"].shape[0]
-  users = jax.random.choice(k_user, num_users, (num_sets,), replace=num_users < num_sets)
+  users = choose_users(k_user, num_users, num_sets)
   mask = pool["mask"][users]
   noise = jnp.where(mask, jax.random.uniform(k_pair, mask.shape), 2.0)
   order = jnp.argsort(noise, axis=1)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from vpl.method import Batch
+from vpl.methods.sampling import choose_users
 
 
 def sample_windows(key: jax.Array, pool: Batch, *, num_sets: int, num_context: int,
@@ -22,7 +23,7 @@ def sample_windows(key: jax.Array, pool: Batch, *, num_sets: int, num_context: i
   """`num_sets` sets of one user each: a context window and the targets after it."""
   k_user, k_start = jax.random.split(key)
   num_users = pool["a"].shape[0]
-  users = jax.random.choice(k_user, num_users, (num_sets,), replace=num_users < num_sets)
+  users = choose_users(k_user, num_users, num_sets)
   span = num_context + num_targets
   last_start = pool["mask"][users].sum(1) - span  # >= 0: every user has `span` pairs
   start = jnp.floor(jax.random.uniform(k_start, (num_sets,)) * (last_start + 1)).astype(
