@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from vpl.losses import bt_log_likelihood
 from vpl.models import condition_bias
 from vpl.models.pref import atom_logits, atom_posterior
 
@@ -66,9 +67,7 @@ def log_posterior(model: nnx.Module, context: dict,
     logit_BxMxN = condition_bias.apply(
         model, jnp.einsum("bne,me->bmn", diff_BxNxE, user_MxE),
         dict(condition=context["condition"][:, None, :]))
-    y_Bx1xN = context["label"][:, None]
-    ll_BxMxN = (y_Bx1xN * jax.nn.log_sigmoid(logit_BxMxN)
-                + (1 - y_Bx1xN) * jax.nn.log_sigmoid(-logit_BxMxN))
+    ll_BxMxN = bt_log_likelihood(logit_BxMxN, context["label"][:, None])
     if context.get("mask") is not None:
       ll_BxMxN = ll_BxMxN * context["mask"][:, None].astype(ll_BxMxN.dtype)
     log_post_BxM = jax.nn.log_softmax(ll_BxMxN.sum(-1) + log_weight_M, axis=-1)
