@@ -96,9 +96,9 @@ def shrinkage_and_references(paths) -> str:
   lines = ["| runs | shrinkage | VPL genuine users | VPL non-attitude users vs their group | "
            "mean weight: genuine / non-attitude |", "|" + " --- |" * 5]
   refs = ["| runs | Bayes oracle, genuine users: noisy / clean | the same told the framing, "
-          "noisy | BTL, genuine users: noisy / clean | Bayes group KL: genuine / non-attitude | VPL posterior variance: genuine / "
-          "non-attitude | contexts: distinct questions / share with a re-ask (non-attitude "
-          "users) |", "|" + " --- |" * 7]
+          "noisy | BTL, genuine users: noisy / clean | Bayes group KL: genuine / "
+          "non-attitude | VPL posterior variance: genuine / non-attitude | contexts: distinct "
+          "questions / share with a re-ask (non-attitude users) |", "|" + " --- |" * 7]
   for path in paths:
     rs = []
     for f in _runs(path):

@@ -7,9 +7,10 @@ user (genuine / non_attitude / constructed, the generator's truth):
   answered by position) and `constructed_users`.
 - `methods.<name>.<kind>`: (and `bayes_oracle`, the best any method can do from the same
   context, knowing the groups' rewards; `bayes_oracle_framing` also knows the share of
-  answers made by position and their bias, evaluate.group_posterior) held-out accuracy of the prediction against the
-  labels the users gave (`observed`), and of the user's own preference (the prediction
-  without the bias tower: the framing is not part of it) against their genuine preference,
+  answers made by position and their bias, evaluate.group_posterior) held-out accuracy of
+  the prediction against the labels the users gave (`observed`), and of the user's own
+  preference (the prediction without the tower on the targets: the framing is not part of
+  it; the context keeps its conditions) against their genuine preference,
   the generator's P(a preferred) (`genuine`; `genuine_framed` scores the full prediction).
   A non-attitude answer is a coin, so `observed` is near 0.5 for every method on those users;
   `genuine` says whether the prediction is still the population's sensible one.
