@@ -1,7 +1,7 @@
 """Personalising to what is stable: re-asked questions, the position-bias tower, VPL's KL.
 
 Command:  python -m experiments.main --workdir=runs/stability_ufp4 --config=experiments/configs/stability.py:task=ufp4
-          python -m experiments.seeds --workdir=runs/stability_ufp4_v2 --config=experiments/configs/stability.py:task=ufp4 --check_headline=false
+          python -m experiments.seeds --workdir=runs/stability_ufp4_atoms3 --config=experiments/configs/stability.py:task=ufp4 --check_headline=false
           (task=didactic likewise; `reliability=none` turns off VPL's reliability weighting
           (vpl/reliability.py), `bias=false` the tower, `drop=true` leaves the answers the
           consistency analysis flags out of training, `pooling=bayes` and `free_bits=0`
