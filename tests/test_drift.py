@@ -163,7 +163,9 @@ def test_time_order_needs_the_temporal_split(tiny_config):
   config_checks.check(_drift_config(tiny_config, **{"train.context_order": "time"}))
 
 
-def test_drift_config_keeps_the_atom_prior_off():
-  # Atoms from users' whole histories mix their preferences before and after the switch.
+def test_drift_config_has_the_atom_prior_only_with_windows_in_time_order():
+  # With windows in time order the atoms come from users' latest windows; with unordered sets
+  # they would come from whole histories, which mix the preferences before and after a switch.
   from experiments.configs import drift as drift_config
-  assert not drift_config.get_config().model.atom_prior
+  assert drift_config.get_config().model.atom_prior
+  assert not drift_config.get_config("order=random").model.atom_prior

@@ -104,6 +104,20 @@ def test_no_atoms_when_off_or_with_the_concat_decoder(tiny_config, fields, tmp_p
   assert getattr(model, "atoms", None) is None
 
 
+def test_user_means_of_the_latest_pairs_read_only_those():
+  """latest=N (pairs in time order, drift): each user's last N real pairs, as a context."""
+  data = synthetic.didactic(num_users=6, pairs_per_user=8, seed=0).data
+  model = VPLModel(2, hidden=(8,), embed_dim=8, latent_dim=L, rngs=nnx.Rngs(0))
+  means = vpl_method.user_means(model, data, latest=3)
+  for u in (0, 5):
+    last = slice(int(data.pairs_per_user[u]) - 3, int(data.pairs_per_user[u]))
+    context = dict(a=data.a[u:u + 1, last], b=data.b[u:u + 1, last],
+                   label=data.label[u:u + 1, last])
+    np.testing.assert_allclose(means[u], np.asarray(model.posterior(context)[0][0]),
+                               rtol=1e-5, atol=1e-6)
+  assert np.abs(means - vpl_method.user_means(model, data)).max() > 1e-4
+
+
 def test_user_means_are_blocked_like_one_call():
   data = synthetic.didactic(num_users=10, pairs_per_user=8, seed=0).data
   model = VPLModel(2, hidden=(8,), embed_dim=8, latent_dim=L, rngs=nnx.Rngs(0))

@@ -115,21 +115,28 @@ def make(config: ml_collections.ConfigDict) -> Method:
     else:  # streamed: the same users read from disk, laid out as in memory
       chosen = streaming.load_users(data.opened, data.users[users],
                                     standardization=data.standardization)
-    latent_atoms.set_atoms(model, user_means(model, chosen), chosen.reliability)
+    # Windows in time order (drift): a user's latest window is their current preference.
+    latest = t.num_context if t.get("context_order", "random") == "time" else None
+    latent_atoms.set_atoms(model, user_means(model, chosen, latest=latest), chosen.reliability)
     return model
 
   return dataclasses.replace(method, bind=bind) if m.get("atom_prior", False) else method
 
 
-def user_means(model: VPLModel, data: UserComparisons, users_per_call: int = 256) -> np.ndarray:
-  """`[U, L]` each user's posterior mean from all of their pairs."""
+def user_means(model: VPLModel, data: UserComparisons, users_per_call: int = 256,
+               latest: int | None = None) -> np.ndarray:
+  """`[U, L]` each user's posterior mean from all of their pairs, or from their `latest` ones
+  (the last real slots: pairs in time order)."""
   graphdef, state = nnx.split(model)
   encode = jax.jit(lambda state, c: nnx.merge(graphdef, state).posterior(c)[0])
+  mask = data.mask
+  if latest is not None:
+    mask = mask & (np.arange(mask.shape[1])[None] >= data.pairs_per_user[:, None] - latest)
   out = []
   for start in range(0, data.num_users, users_per_call):
     rows = slice(start, start + users_per_call)
     context = dict(a=data.a[rows], b=data.b[rows], label=data.label[rows],
-                   mask=data.mask[rows].astype(np.float32))
+                   mask=mask[rows].astype(np.float32))
     if data.reliability is not None:
       context["reliability"] = data.reliability[rows]
     out.append(np.asarray(encode(state, context)))
