@@ -62,6 +62,7 @@ from vpl.methods import btl
 from vpl.methods.maxmin_em import (INITS, cluster_purity, e_step, init_responsibilities,
                                    kmeans, mixture_log_pi, preference_directions, reseed_empty,
                                    total_log_lik, user_cdf)
+from vpl.methods.sampling import pair_fields
 from vpl.models import condition_bias
 from vpl.models.mixture import RewardMixture
 
@@ -123,7 +124,8 @@ def make(config: ml_collections.ConfigDict) -> Method:
 
 
 def sample_cluster_pairs(key: jax.Array, pool: Batch, num_pairs: int) -> Batch:
-  """`num_pairs` pairs for each head: `a`, `b` `[P, K, D]`, `label` `[P, K]`.
+  """`num_pairs` pairs for each head: `a`, `b` `[P, K, D]`, `label` `[P, K]` (and `condition`,
+  `pair_id` `[P, K]` when the pool has them: `sampling.pair_fields`).
 
   Head k's users are drawn with probability ∝ gamma[u, k] * pairs(u) by inverting
   `pool['user_cdf']` `[K, U]` (their cumulative sum; a binary search per draw, where
@@ -142,8 +144,7 @@ def sample_cluster_pairs(key: jax.Array, pool: Batch, num_pairs: int) -> Batch:
   rank_PxK = jnp.floor(jax.random.uniform(k_slot, users_PxK.shape) * count_PxK)
   rank_PxK = jnp.minimum(rank_PxK.astype(jnp.int32), count_PxK - 1)
   slot_PxK = pool["valid_order"][users_PxK, rank_PxK]
-  fields = ("a", "b", "label") + (("condition",) if "condition" in pool else ())
-  return {name: pool[name][users_PxK, slot_PxK] for name in fields}
+  return {name: pool[name][users_PxK, slot_PxK] for name in pair_fields(pool)}
 
 
 def _frozen_mixture_weights(tx: optax.GradientTransformation) -> optax.GradientTransformation:

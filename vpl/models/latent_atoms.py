@@ -22,7 +22,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from vpl.losses import bt_log_likelihood
 from vpl.models import condition_bias
 from vpl.models.pref import atom_logits, atom_posterior
 
@@ -61,19 +60,14 @@ def log_posterior(model: nnx.Module, context: dict,
     user_MxE = model.decoder.user(model.atoms[...])
   diff_BxNxE, _, _ = model.decoder.item_pair(context["a"], context["b"])
   log_weight_M = model.atom_log_weight[...]
+  link = None  # PReF's mixture prior over weights is the same computation, psi(z_m) the atoms
   if getattr(model, "condition_bias", None) is not None and "condition" in context:
     # Each answer's likelihood as the targets' (the tower's mixture): an answer the framing
     # explains costs an atom little, instead of the full -log sigmoid of its reward.
-    logit_BxMxN = condition_bias.apply(
-        model, jnp.einsum("bne,me->bmn", diff_BxNxE, user_MxE),
-        dict(condition=context["condition"][:, None, :]))
-    ll_BxMxN = bt_log_likelihood(logit_BxMxN, context["label"][:, None])
-    if context.get("mask") is not None:
-      ll_BxMxN = ll_BxMxN * context["mask"][:, None].astype(ll_BxMxN.dtype)
-    log_post_BxM = jax.nn.log_softmax(ll_BxMxN.sum(-1) + log_weight_M, axis=-1)
-  else:  # PReF's mixture prior over weights is the same computation, psi(z_m) the atoms
-    log_post_BxM = atom_posterior(diff_BxNxE, context["label"], user_MxE, log_weight_M,
-                                  context.get("mask"))
+    framed = dict(condition=context["condition"][:, None, :])
+    link = lambda logit_BxMxN: condition_bias.apply(model, logit_BxMxN, framed)
+  log_post_BxM = atom_posterior(diff_BxNxE, context["label"], user_MxE, log_weight_M,
+                                context.get("mask"), link=link)
   if "reliability" in context:  # w x log-likelihood: the prior weights are added back
     ll_BxM = (log_post_BxM - log_weight_M) * context["reliability"][:, None]
     log_post_BxM = jax.nn.log_softmax(ll_BxM + log_weight_M, axis=-1)

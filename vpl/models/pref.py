@@ -12,7 +12,7 @@ Shape suffixes: B users, N context pairs, T target pairs, C candidate pairs, J b
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -125,13 +125,17 @@ class PReFModel(nnx.Module):
 
 
 def atom_posterior(v_BxNxJ: jax.Array, y_BxN: jax.Array, atoms_UxJ: jax.Array,
-                   log_weight_U: jax.Array, mask_BxN: Optional[jax.Array] = None) -> jax.Array:
+                   log_weight_U: jax.Array, mask_BxN: Optional[jax.Array] = None,
+                   link: Optional[Callable[[jax.Array], jax.Array]] = None) -> jax.Array:
   """Log posterior `[B, U]` over the prior's point masses `atoms_UxJ` given each user's answers.
 
   p(u | answers) is proportional to the prior weight of u times the likelihood of the answers
-  (soft labels allowed) under lambda = atoms[u].
+  (soft labels allowed) under lambda = atoms[u]. `link` maps the logits `[B, U, N]` before
+  the likelihood (e.g. through the position-bias tower, vpl/models/latent_atoms.py).
   """
   logit_BxUxN = jnp.einsum("bnj,uj->bun", v_BxNxJ, atoms_UxJ)
+  if link is not None:
+    logit_BxUxN = link(logit_BxUxN)
   y_Bx1xN = y_BxN[:, None]
   ll_BxUxN = (y_Bx1xN * jax.nn.log_sigmoid(logit_BxUxN)
               + (1 - y_Bx1xN) * jax.nn.log_sigmoid(-logit_BxUxN))
