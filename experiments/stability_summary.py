@@ -6,7 +6,7 @@ Each argument is a directory of `experiments.seeds` runs (seed_N/results.json) o
 experiments/configs/stability.py, or one run's workdir; DIR_drop (the same with
 `drop=true,clean=false`) is read beside DIR when it exists. Accuracies of the genuine users are
 against their genuine preference (the generator's); of non-attitude users, against the labels
-they gave (a coin) and against the population's genuine preference (their group's).
+they gave (a coin: accuracy and NLL) and against their group's genuine preference.
 """
 
 import glob
@@ -53,7 +53,9 @@ def row(r: dict, path: str) -> dict:
       vpl_gen_clean=clean.get("vpl", {}).get("genuine", {}).get("genuine"),
       btl_na=m["btl"]["non_attitude"]["observed"], vpl_na=m["vpl"]["non_attitude"]["observed"],
       btl_na_pop=m["btl"]["non_attitude"]["genuine"],
-      vpl_na_pop=m["vpl"]["non_attitude"]["genuine"])
+      vpl_na_pop=m["vpl"]["non_attitude"]["genuine"],
+      btl_na_nll=m["btl"]["non_attitude"].get("observed_nll"),
+      vpl_na_nll=m["vpl"]["non_attitude"].get("observed_nll"))
   bkl = s.get("bayes_group_kl") or _rebuilt(path, "bayes_group_kl")
   out.update(bkl_gen=bkl["genuine"], bkl_na=bkl["non_attitude"])
   shrunk = s.get("shrinkage", {}).get("1.0")
@@ -71,14 +73,17 @@ def main(paths):
   rows = [row(json.load(open(f)), f) for p in every for f in _runs(p)]
   cols = ["task", "seed", "na_p", "na_r", "con_p", "con_r", "bias_true", "bias_est", "kl_gen",
           "kl_na", "vpl_gen", "vpl_gen_clean", "btl_na", "vpl_na", "btl_na_pop", "vpl_na_pop",
-          "shr_gen", "shr_na_pop", "bkl_gen", "bkl_na"]
+          "btl_na_nll", "vpl_na_nll", "shr_gen", "shr_na_pop", "bkl_gen", "bkl_na"]
   print("| " + " | ".join(cols) + " | targets met |")
   print("|" + " --- |" * (len(cols) + 1))
   for r in rows:
     met = dict(detector=min(r["na_p"], r["na_r"]) >= 0.9,
                kl=r["kl_na"] < r["kl_gen"] / 4,
                clean=r["vpl_gen_clean"] is not None and r["vpl_gen"] >= r["vpl_gen_clean"] - 0.02,
-               na=r["vpl_na"] >= r["btl_na"])
+               # on coins accuracy is chance for all; the NLL (runs since it is written)
+               # says whether a method is confident about nothing
+               na=r["vpl_na"] >= r["btl_na"] if r["vpl_na_nll"] is None
+               else r["vpl_na_nll"] <= r["btl_na_nll"])
     marks = " ".join(f"{k}:{'yes' if v else 'NO'}" for k, v in met.items())
     print("| " + " | ".join(fmt(r.get(c)) for c in cols) + f" | {marks} |")
   print()
@@ -140,7 +145,7 @@ def claims(paths) -> str:
   scored against DIR's clean twin (the same users and seeds)."""
   lines = ["| task | seed | training | non-attitude P / R | first-shown rate: true / tower | "
            "VPL genuine users: noisy / clean (gap) | non-attitude users, observed: BTL / VPL "
-           "| VPL KL: genuine / non-attitude (ratio) |", "|" + " --- |" * 8]
+           "(NLL) | VPL KL: genuine / non-attitude (ratio) |", "|" + " --- |" * 8]
   for path in paths:
     for f in _runs(path):
       base = json.load(open(f))["stability"]
@@ -155,11 +160,13 @@ def claims(paths) -> str:
         det, pb, m, kl = (s["detector"]["non_attitude"], s["position_bias"], s["methods"],
                           s["vpl_mean_kl"])
         v = m["vpl"]["genuine"]["genuine"]
+        nll = lambda k: m[k]["non_attitude"].get("observed_nll")
+        nlls = f" ({nll('btl'):.3f} / {nll('vpl'):.3f})" if nll("vpl") is not None else ""
         lines.append(
             f"| {r['task']} | {seed} | {name} | {det['precision']:.3f} / {det['recall']:.3f} "
             f"| {pb['true']:.3f} / {pb['estimated']:.3f} | {v:.3f} / {clean:.3f} "
             f"({clean - v:.3f}) | {m['btl']['non_attitude']['observed']:.3f} / "
-            f"{m['vpl']['non_attitude']['observed']:.3f} | {kl['genuine']:.2f} / "
+            f"{m['vpl']['non_attitude']['observed']:.3f}{nlls} | {kl['genuine']:.2f} / "
             f"{kl['non_attitude']:.2f} ({kl['non_attitude'] / kl['genuine']:.2f}) |")
   return "\n".join(lines)
 

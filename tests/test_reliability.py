@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from vpl import losses, reliability
+from experiments.configs import default
+from vpl import losses, methods, reliability
 from vpl.data import reasked, tasks
 from vpl.data.comparisons import UserComparisons
 from vpl.methods.sampling import sample_sets
+from vpl.models import condition_bias
 from vpl.models.vpl import VPLModel, temper
 
 SETTINGS = dict(non_attitude_users=0.3, constructed_users=0.0, non_attitude_questions=0.0,
@@ -112,6 +114,36 @@ def test_vpl_reads_reliability_from_the_context():
   np.testing.assert_allclose(aux_w["mu"][0], aux["mu"][0], rtol=1e-5)
   np.testing.assert_allclose(aux_w["mu"][1], 0.0, atol=1e-6)
   np.testing.assert_allclose(aux_w["log_var"][1], 0.0, atol=1e-6)
+
+
+def test_predicted_answers_mix_in_an_unreliable_users_coin():
+  logit = jnp.array([[2.0, -1.0], [0.3, 4.0], [-3.0, 1.0]])
+  w = jnp.array([1.0, 0.25, 0.0])
+  p = jax.nn.sigmoid(condition_bias.with_coin(logit, w[:, None]))
+  # w sigmoid(l) + (1 - w) / 2, by hand for the middle user
+  np.testing.assert_allclose(p[1], [0.25 / (1 + np.exp(-0.3)) + 0.375,
+                                    0.25 / (1 + np.exp(-4.0)) + 0.375], rtol=1e-6)
+  np.testing.assert_allclose(p[0], jax.nn.sigmoid(logit[0]), rtol=1e-6)
+  np.testing.assert_allclose(p[2], 0.5)
+  # VPL's and MaxMin's predict: the answers (targets with conditions) get the coin; the
+  # user's own preference (no conditions on the targets) does not
+  config = default.get_config()
+  rng = np.random.default_rng(0)
+  ctx = dict(a=rng.normal(size=(2, 4, 2)), b=rng.normal(size=(2, 4, 2)),
+             label=rng.integers(0, 2, (2, 4)).astype(np.float32),
+             reliability=np.array([1.0, 0.0]))
+  tgt = dict(a=rng.normal(size=(2, 3, 2)), b=rng.normal(size=(2, 3, 2)))
+  for name in ("vpl", "maxmin"):
+    method = methods.make_method(name, config)
+    model = method.make_model(2, nnx.Rngs(0))
+    params = nnx.state(model, nnx.Param)  # off the initial zeros of the last layers
+    nnx.update(model, jax.tree.map(lambda x: x + 0.3 * jnp.sin(
+        jnp.arange(x.size, dtype=x.dtype).reshape(x.shape) + 1.0), params))
+    own, _ = method.predict(model, ctx, tgt)
+    said, _ = method.predict(model, ctx, dict(tgt, condition=np.zeros((2, 3), np.int32)))
+    np.testing.assert_allclose(said[0], own[0], rtol=1e-5, err_msg=name)
+    np.testing.assert_allclose(said[1], 0.0, atol=1e-6, err_msg=name)
+    assert np.abs(own[1]).max() > 1e-3, name
 
 
 def test_elbo_set_weight_leaves_an_unreliable_set_out_of_the_likelihood():

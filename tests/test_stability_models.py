@@ -59,6 +59,16 @@ def test_a_reasked_pair_is_never_split_between_context_and_targets(tiny):
   for ctx, tgt in _sides(data.pair_id, context_idx, target_mask):
     assert not ctx & tgt
   assert target_mask.sum(1).min() > 0
+  # ... and its context asks 8 different questions, each asking equally likely to be the one
+  ctx_pid = np.take_along_axis(data.pair_id, context_idx, 1)
+  assert all(len(set(row.tolist())) == 8 for row in ctx_pid)
+  counts = np.zeros(data.mask.shape)
+  for seed in range(200):
+    idx, _ = split_context_target(data, 8, seed=seed)
+    np.put_along_axis(counts, idx, np.take_along_axis(counts, idx, 1) + 1, 1)
+  ids, num_askings = np.unique(data.pair_id[0][data.mask[0]], return_counts=True)
+  askings = counts[0][data.mask[0] & (data.pair_id[0] == ids[num_askings == 3][0])]
+  assert len(askings) == 3 and askings.min() > 0.5 * askings.max()  # each equally likely
   # training sets, drawn on device
   pool = jax.device_put(train.make_pool(data))
   batch = methods.sample_sets(jax.random.key(0), pool, num_sets=64, num_context=8,

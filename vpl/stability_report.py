@@ -2,6 +2,7 @@
 
 For a run on re-asked data (`data.reask.enabled`; vpl/data/reasked.py), per kind of held-out
 user (genuine / non_attitude / constructed, the generator's truth):
+- `group_shares.{train, heldout}.<kind>`: the share of those users in each group.
 - `detector`: the consistency analysis of vpl/stability.py on every user's answers, scored
   against the truth: `non_attitude` users, `constructed` answers (re-asked questions
   answered by position) and `constructed_users`.
@@ -75,20 +76,41 @@ def _accuracy(p_UxK, y_UxK, where_UxK) -> float | None:
   return float(correct[where_UxK].sum() / n) if n else None
 
 
+def _nll(p_UxK, y_UxK, where_UxK) -> float | None:
+  p = np.clip(np.asarray(p_UxK, np.float64), 1e-6, 1 - 1e-6)
+  n = where_UxK.sum()
+  return float(-(y_UxK * np.log(p) + (1 - y_UxK) * np.log1p(-p))[where_UxK].sum() / n) if n \
+      else None
+
+
 def per_kind(p_UxK, data: UserComparisons, target_mask, user_kind, p_genuine_UxK=None) -> dict:
   """Accuracy on each kind of user's targets: the prediction `p` against their labels
-  (`observed`); the user's own preference without the bias tower (`p_genuine`, default `p`)
-  against their genuine preference (`genuine`), and `p` against it (`genuine_framed`)."""
+  (`observed`, and its NLL `observed_nll`: on a coin, a prediction confident either way
+  costs more than log 2); the user's own preference without the bias tower (`p_genuine`,
+  default `p`) against their genuine preference (`genuine`), and `p` against it
+  (`genuine_framed`)."""
   p_gen = p_UxK if p_genuine_UxK is None else p_genuine_UxK
   out = {}
   for k, name in enumerate(KINDS):
     where = target_mask & (user_kind == k)[:, None]
     truth = data.true_pref is not None
     out[name] = dict(observed=_accuracy(p_UxK, data.label, where),
+                     observed_nll=_nll(p_UxK, data.label, where),
                      genuine=_accuracy(p_gen, data.true_pref, where) if truth else None,
                      genuine_framed=_accuracy(p_UxK, data.true_pref, where) if truth else None,
                      num_users=int((user_kind == k).sum()), num_targets=int(where.sum()))
   return out
+
+
+def group_shares(data: UserComparisons, user_kind) -> dict:
+  """Per kind of user, the share of them in each of the generator's groups: a no-opinion
+  user's group is a preference they never express, so their accuracy against it hangs on
+  whether they fall in the group the population leans to."""
+  if data.group is None or len(data.group) == 0 or (data.group < 0).any():
+    return {}  # no groups known
+  num = int(data.group.max()) + 1
+  return {n: (np.bincount(data.group[user_kind == k], minlength=num) / (user_kind == k).sum()
+              ).round(4).tolist() for k, n in enumerate(KINDS) if (user_kind == k).any()}
 
 
 def true_position_rate(truth: dict, train: UserComparisons, first_bias: float,
@@ -227,6 +249,8 @@ def report(config, exp, models: dict) -> dict:
                                                         user_kind)
     out["bayes_group_kl"] = bayes_group_kl(heldout, exp.context_idx, exp.task.shares, user_kind)
   out["context_questions"] = context_questions(heldout, exp.context_idx, user_kind)
+  out["group_shares"] = dict(train=group_shares(exp.train, reasked.kinds_of(truth, exp.train)[0]),
+                             heldout=group_shares(heldout, user_kind))
   shown = next((n for n in ("vpl", "maxmin", "btl") if n in towers), next(iter(towers), None))
   # VPL and MaxMin weigh each user's answers by their reliability (model.reliability), so
   # their towers are fitted to the rate among the answers they trust (`true_weighted`, the

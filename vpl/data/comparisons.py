@@ -213,11 +213,16 @@ def split_context_target(data: UserComparisons, num_context: int,
     `(context_idx [U, num_context], target_mask [U, K])`: the context pairs' positions and a
     mask of the target pairs, which never overlap the context. With `pair_id`, no asking of a
     question in the context is a target (`shares_question`), so a re-asked question is never
-    split between a user's context and targets.
+    split between a user's context and targets, and the context holds `num_context`
+    different questions (one asking of each, at random) while the user has that many: a
+    second asking is no new evidence of the preference, and data asked once has
+    `num_context` different questions too. Without `pair_id` the draws are unchanged.
   """
   check_enough_pairs(data, num_context + 1, f"a context of {num_context} plus one target")
   rng = np.random.default_rng(seed)
   noise = np.where(data.mask, rng.random(data.mask.shape), 2.0)
+  if data.pair_id is not None:  # later askings of a question go after every first asking
+    noise = np.where(data.mask & _asked_before(data.pair_id, noise), 1.0 + noise / 2, noise)
   order = np.argsort(noise, axis=1)
   context_idx = order[:, :num_context]
   target_mask = data.mask.copy()
@@ -225,6 +230,18 @@ def split_context_target(data: UserComparisons, num_context: int,
   if data.pair_id is not None:
     target_mask &= ~shares_question(data.pair_id, context_idx)
   return context_idx, target_mask
+
+
+def _asked_before(pair_id_UxK: np.ndarray, noise_UxK: np.ndarray) -> np.ndarray:
+  """`[U, K]` True where the same question has a slot of lower noise in the user's row."""
+  user_UxK = np.broadcast_to(np.arange(pair_id_UxK.shape[0])[:, None], pair_id_UxK.shape)
+  order = np.lexsort((noise_UxK.ravel(), pair_id_UxK.ravel(), user_UxK.ravel()))
+  key_Nx2 = np.stack([user_UxK.ravel(), pair_id_UxK.ravel()], 1)[order]
+  later = np.zeros(order.size, bool)
+  later[1:] = (key_Nx2[1:] == key_Nx2[:-1]).all(1)
+  out = np.zeros(order.size, bool)
+  out[order] = later
+  return out.reshape(pair_id_UxK.shape)
 
 
 def shares_question(pair_id_UxK: np.ndarray, context_idx_UxN: np.ndarray) -> np.ndarray:

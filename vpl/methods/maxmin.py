@@ -94,8 +94,9 @@ def make(config: ml_collections.ConfigDict) -> Method:
     # Summed over heads: each head gets the gradient of its own BTL fit.
     return nll_K.sum(), dict(loss=nll_K.mean())
 
-  def predict(model, context, targets):
-    return model(context, targets)
+  def predict(model, context, targets):  # the coin of an unreliable user in the answers
+    logits, aux = model(context, targets)
+    return condition_bias.answers(logits, context, targets), aux
 
   def restore(config, feature_dim, ckpt_dir, step=None):
     del config

@@ -18,7 +18,7 @@ from vpl.data.comparisons import UserComparisons
 from vpl.method import Method
 from vpl.methods import btl, windows
 from vpl.methods.sampling import sample_sets
-from vpl.models import decoder_blocks, latent_atoms
+from vpl.models import condition_bias, decoder_blocks, latent_atoms
 from vpl.models.vpl import ProductDecoder, VPLModel
 
 
@@ -84,8 +84,9 @@ def make(config: ml_collections.ConfigDict) -> Method:
       metrics["nonlinear_l2"] = penalty
     return value, dict(loss=value, **metrics)
 
-  def predict(model, context, targets):
-    return model(context, targets)
+  def predict(model, context, targets):  # the coin of an unreliable user in the answers
+    logits, aux = model(context, targets)
+    return condition_bias.answers(logits, context, targets), aux
 
   sampler = functools.partial(sample_sets, num_sets=t.batch_sets, num_context=t.num_context,
                               num_targets=t.num_targets, target_mode=l.target_mode,

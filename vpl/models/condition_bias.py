@@ -56,6 +56,26 @@ def apply(model: nnx.Module, logit: jax.Array, pairs: dict) -> jax.Array:
   return tower(logit, pairs["condition"])
 
 
+def with_coin(logit: jax.Array, reliability: jax.Array) -> jax.Array:
+  """logit(w sigmoid(logit) + (1 - w) / 2): the answer a user of reliability w gives
+  (vpl/reliability.py: with probability 1 - w they have no opinion and answer by a coin)."""
+  w = jnp.asarray(reliability, logit.dtype)
+  log_coin = jnp.log1p(-w) + jnp.log(0.5).astype(logit.dtype)
+  log_p = jnp.logaddexp(jnp.log(w) + jax.nn.log_sigmoid(logit), log_coin)
+  log_q = jnp.logaddexp(jnp.log(w) + jax.nn.log_sigmoid(-logit), log_coin)
+  return log_p - log_q
+
+
+def answers(logit_BxT: jax.Array, context: dict, targets: dict) -> jax.Array:
+  """A method's prediction of the answers given (the targets carry their conditions, which
+  the tower has read): with a per-user `reliability` in the context, the coin of an
+  unreliable user mixed in. Without the targets' conditions the prediction is the user's own
+  preference and is returned unchanged (evaluate.predict_users(frame_targets=False))."""
+  if "reliability" not in context or "condition" not in targets:
+    return logit_BxT
+  return with_coin(logit_BxT, context["reliability"][:, None])
+
+
 def position_effect(theta_Cx3: np.ndarray) -> dict:
   """What the tower learned, for conditions 0 (a first) and 1 (b first).
 
