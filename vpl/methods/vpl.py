@@ -19,7 +19,7 @@ from vpl.method import Method
 from vpl.methods import btl, windows
 from vpl.methods.sampling import sample_sets
 from vpl.models import condition_bias, decoder_blocks, latent_atoms
-from vpl.models.vpl import ProductDecoder, VPLModel
+from vpl.models.vpl import ProductDecoder, VPLModel, sample_z
 
 
 def make(config: ml_collections.ConfigDict) -> Method:
@@ -65,7 +65,7 @@ def make(config: ml_collections.ConfigDict) -> Method:
     logits, nll = None, None
     if blocks > 1:  # each block's backward pass right after its forward pass
       mu, log_var = model.posterior(context)
-      z = mu + jnp.exp(0.5 * log_var) * jax.random.normal(key, mu.shape, mu.dtype)
+      z = sample_z(mu, log_var, key)  # as model(context, targets, key) draws it
       weight = losses.target_weight(targets["label"], targets.get("mask"),
                                     context.get("reliability"))
       count = targets["label"].size if weight is None else jnp.maximum(weight.sum(), 1.0)

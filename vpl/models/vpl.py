@@ -200,6 +200,12 @@ class ConcatDecoder(nnx.Module):
     return ((h_a - h_b) @ last.kernel[...])[..., 0], last(h_a)[..., 0], last(h_b)[..., 0]
 
 
+def sample_z(mu_BxL: jax.Array, log_var_BxL: jax.Array, key: jax.Array) -> jax.Array:
+  """z = mu + sigma * eps, eps ~ N(0, I): the reparameterised draw from q(z | C)."""
+  return mu_BxL + jnp.exp(0.5 * log_var_BxL) * jax.random.normal(key, mu_BxL.shape,
+                                                                 mu_BxL.dtype)
+
+
 def temper(mu_BxL, log_var_BxL, prior_mu_L, prior_log_var_L, w_B):
   """q_w proportional to p^(1 - w) q^w for Gaussians: the natural parameters interpolated.
 
@@ -297,9 +303,7 @@ class VPLModel(nnx.Module):
     if key is None and getattr(self, "atoms", None) is not None:  # model.atom_prior
       logits, aux = latent_atoms.predict(self, context, targets)
       return condition_bias.apply(self, logits, targets), dict(aux, mu=mu, log_var=log_var, z=mu)
-    z = mu
-    if key is not None:
-      z = mu + jnp.exp(0.5 * log_var) * jax.random.normal(key, mu.shape, mu.dtype)
+    z = mu if key is None else sample_z(mu, log_var, key)
     # The logit r(a) - r(b) leaves out the decoder's last bias, which cancels in it: that
     # parameter's gradient is then exactly zero however the sums are ordered, and 1 and N
     # devices end with the same parameters. With decoder_blocks = K the sets go through the
