@@ -1,6 +1,7 @@
 """The issue-13 targets of stability runs, per seed: a markdown table and pass/fail marks.
 
   python -m experiments.stability_summary runs/stability_ufp4_seeds runs/stability_didactic_seeds
+  (--figure=PATH also draws the runs at a glance, vpl/stability_plots.py)
 
 Each argument is a directory of `experiments.seeds` runs (seed_N/results.json) of
 experiments/configs/stability.py, or one run's workdir; DIR_drop (the same with
@@ -68,9 +69,14 @@ def fmt(v):
   return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def main(paths):
+def main(args):
+  figure = [a.split("=", 1)[1] for a in args if a.startswith("--figure=")]
+  paths = [a for a in args if not a.startswith("--figure=")]
   every = [q for p in paths for q in (p, p.rstrip("/") + "_drop") if os.path.exists(q)]
   rows = [row(json.load(open(f)), f) for p in every for f in _runs(p)]
+  if figure:  # the runs at a glance (vpl/stability_plots.py)
+    from vpl import stability_plots  # noqa: PLC0415 (matplotlib only when asked)
+    stability_plots.summary_figure(rows, figure[0])
   cols = ["task", "seed", "na_p", "na_r", "con_p", "con_r", "bias_true", "bias_est", "kl_gen",
           "kl_na", "vpl_gen", "vpl_gen_clean", "btl_na", "vpl_na", "btl_na_pop", "vpl_na_pop",
           "btl_na_nll", "vpl_na_nll", "shr_gen", "shr_na_pop", "bkl_gen", "bkl_na"]

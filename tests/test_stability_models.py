@@ -275,7 +275,8 @@ def test_stability_summary_reads_runs(tmp_path, capsys):
   run.mkdir(parents=True)
   (run / "results.json").write_text(__import__("json").dumps(
       dict(task="toy", seed=0, data={}, stability=stab)))
-  stability_summary.main([str(tmp_path / "runs")])
+  stability_summary.main([str(tmp_path / "runs"), f"--figure={tmp_path / 'glance.png'}"])
+  assert (tmp_path / "glance.png").stat().st_size > 0
   out = capsys.readouterr().out
   # detector 0.95 >= 0.9; KL 1 < 8 / 4; the clean gap 0 <= 0.02; VPL = BTL on non-attitude
   assert "detector:yes kl:yes clean:yes na:yes" in out
