@@ -17,6 +17,7 @@ from vpl.data import pairs, synthetic
 from vpl.data.comparisons import from_flat
 from vpl.methods import pref, pref_prior
 from vpl import posteriors
+from vpl.models import condition_bias
 from vpl.models.pref import (atom_logits, atom_posterior, log_posterior, map_weights,
                              question_scores)
 
@@ -423,6 +424,49 @@ def test_model_and_posterior_follow_the_chosen_prior(tiny_config, mixture):
   np.testing.assert_allclose(info["lam"], lam, rtol=1e-5, atol=1e-6)
   p = post.predict(model, info, context, targets, None)
   np.testing.assert_allclose(p, jax.nn.sigmoid(want), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mixture", [0.0, 1.0])
+def test_reliability_tempers_and_the_tower_frames_a_new_users_answers(tiny_config, mixture):
+  config = edited(tiny_config, **{"model.condition_bias": True})
+  method = methods.make_method("pref", config)
+  model = method.make_model(2, nnx.Rngs(0), num_users=5)
+  model.prior_mixture.set_value(jnp.asarray(mixture))
+  model.atom_log_weight.set_value(jnp.log(jnp.array([0.1, 0.2, 0.3, 0.15, 0.25])))
+  model.prior_mean.set_value(jnp.full_like(model.prior_mean[...], 0.7))
+  model.condition_bias.theta[...] = jnp.array([[0.0, -1.0, -3.0], [0.0, -3.0, -1.0]])
+  rng = np.random.default_rng(1)
+  context = dict(a=rng.normal(size=(3, 4, 2)).astype(np.float32),
+                 b=rng.normal(size=(3, 4, 2)).astype(np.float32),
+                 label=(rng.random((3, 4)) < 0.5).astype(np.float32),
+                 condition=rng.integers(0, 2, (3, 4)))
+  targets = dict(a=rng.normal(size=(3, 6, 2)).astype(np.float32),
+                 b=rng.normal(size=(3, 6, 2)).astype(np.float32))
+  w = jnp.array([1.0, 0.5, 0.0])
+  _, aux = model(dict(context, reliability=w), targets, num_steps=5)
+  v_ctx = model.phi(context["a"]) - model.phi(context["b"])
+  atoms = model.user_weights[...]
+  framed = dict(condition=context["condition"][:, None, :])
+  link = lambda logit: condition_bias.apply(model, logit, framed)
+  mask = jnp.broadcast_to(w[:, None], (3, 4))  # w multiplies every answer's log-likelihood
+  log_post = atom_posterior(v_ctx, context["label"], atoms, model.atom_log_weight[...], mask,
+                            link=link)
+  want = (jnp.exp(log_post) @ atoms if mixture else map_weights(
+      v_ctx, context["label"], model.prior_mean[...], model.prior_precision[...],
+      num_steps=5, mask_BxN=mask))
+  np.testing.assert_allclose(aux["lambda"], want, rtol=1e-5, atol=1e-6)
+  prior = (jnp.exp(model.atom_log_weight[...]) @ atoms if mixture else model.prior_mean[...])
+  np.testing.assert_allclose(aux["lambda"][2], prior, rtol=1e-5, atol=1e-6)  # w = 0
+  # the predicted answers of a w = 0 user are a coin; their own preference is not
+  said, _ = method.predict(model, dict(context, reliability=w),
+                           dict(targets, condition=np.zeros((3, 6), np.int32)))
+  own, _ = method.predict(model, dict(context, reliability=w), targets)
+  np.testing.assert_allclose(said[2], 0.0, atol=1e-6)
+  assert np.abs(own[2]).max() > 1e-3
+  # reliability weighs the atoms of the training users
+  np.testing.assert_allclose(
+      np.exp(pref_prior.atom_log_weight(4, np.array([0, 2, 3]), np.array([0.5, 9, 0.25, 0.0]))),
+      [2 / 3, 0.0, 1 / 3, 0.0], atol=1e-12)
 
 
 def _bt(logit, y):

@@ -256,10 +256,10 @@ def make(config: ml_collections.ConfigDict) -> Method:
     return value, metrics
 
   def predict(model, context, targets):
-    # A new user's weights are the MAP of their context answers taken as genuine; the tower
-    # frames the targets' logits.
+    # The tower frames the targets' logits; an unreliable user's answers get their coin.
     logits, aux = model(context, targets, num_steps=p.newton_steps)
-    return condition_bias.apply(model, logits, targets), aux
+    return condition_bias.answers(condition_bias.apply(model, logits, targets), context,
+                                  targets), aux
 
   def bind(data):
     if not isinstance(data, UserComparisons):
@@ -318,9 +318,8 @@ def make(config: ml_collections.ConfigDict) -> Method:
           num_context=config.eval.num_context, newton_steps=p.newton_steps,
           rng=seeding.rng(config.seed, "pref", "prior"))
     scale = float(p.prior_scales[int(np.argmax(curve))])
-    log_weight = np.full(data.num_users, -np.inf)
     atoms = pref_prior.atom_rows(~calibration_U, seeding.rng(config.seed, "pref", "atoms"))
-    log_weight[atoms] = -np.log(len(atoms))
+    log_weight = pref_prior.atom_log_weight(data.num_users, atoms, data.reliability)
     mixture = False
     if p.mixture_prior:
       mixture_ll = pref_prior.mixture_log_lik(

@@ -58,6 +58,18 @@ def atom_rows(trained_U: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   return rows
 
 
+def atom_log_weight(num_users: int, atoms: np.ndarray,
+                    reliability_U: np.ndarray | None = None) -> np.ndarray:
+  """log prior weight `[U]` of each user's lambda as a point mass: -inf off `atoms`, equal
+  on them, or in proportion to their reliability (vpl/reliability.py: a user with no opinion
+  is no preference a new user can have) when given and not all 0."""
+  w = np.ones(len(atoms)) if reliability_U is None else np.asarray(reliability_U)[atoms]
+  w = w if w.sum() > 0 else np.ones(len(atoms))
+  out = np.full(num_users, -np.inf)
+  out[atoms] = np.log(np.maximum(w / w.sum(), 1e-30))
+  return out
+
+
 def spread(weights_UxJ: np.ndarray, mean_J: np.ndarray, kind: str) -> np.ndarray:
   """Sigma `[J, J]`: the training weights' second moment around `mean_J`."""
   d = weights_UxJ - mean_J

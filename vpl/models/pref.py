@@ -92,7 +92,9 @@ class PReFModel(nnx.Module):
     """Logits of P(a preferred) on the targets of new users known by their context.
 
     Args:
-      context: `a`, `b` `[B, N, D]`, `label` `[B, N]`, optional `mask` `[B, N]`.
+      context: `a`, `b` `[B, N, D]`, `label` `[B, N]`, optional `mask` `[B, N]`; optional
+        `condition` `[B, N]` (the atoms' likelihood goes through the tower) and
+        `reliability` `[B]` (w multiplies each user's log-likelihood: w = 0 gives the prior).
       targets: `a`, `b` `[B, T, D]`.
       num_steps: Newton iterations of the MAP.
 
@@ -105,15 +107,24 @@ class PReFModel(nnx.Module):
     v_BxTxJ = phi_a_BxTxJ - phi_b_BxTxJ
     atoms_UxJ = self.user_weights[...]
 
-    def gaussian():
+    mask_BxN = context.get("mask")
+    if "reliability" in context:  # a user's reliability w tempers their likelihood
+      w_BxN = jnp.broadcast_to(context["reliability"][:, None], context["label"].shape)
+      mask_BxN = w_BxN if mask_BxN is None else mask_BxN * w_BxN
+
+    def gaussian():  # the MAP of the context answers, taken as genuine
       lam_BxJ = map_weights(v_BxNxJ, context["label"], self.prior_mean[...],
-                            self.prior_precision[...], num_steps=num_steps,
-                            mask_BxN=context.get("mask"))
+                            self.prior_precision[...], num_steps=num_steps, mask_BxN=mask_BxN)
       return jnp.einsum("btj,bj->bt", v_BxTxJ, lam_BxJ), lam_BxJ
+
+    link = None  # with the tower, each context answer's likelihood is its mixture (as VPL's)
+    if self.condition_bias is not None and "condition" in context:
+      framed = dict(condition=context["condition"][:, None, :])
+      link = lambda logit_BxUxN: condition_bias.apply(self, logit_BxUxN, framed)
 
     def mixture():  # lambda is the posterior mean (what the rewards below use)
       log_post_BxU = atom_posterior(v_BxNxJ, context["label"], atoms_UxJ,
-                                    self.atom_log_weight[...], context.get("mask"))
+                                    self.atom_log_weight[...], mask_BxN, link=link)
       return (atom_logits(log_post_BxU, v_BxTxJ, atoms_UxJ),
               jnp.exp(log_post_BxU) @ atoms_UxJ)
 
