@@ -56,6 +56,17 @@ def apply(model: nnx.Module, logit: jax.Array, pairs: dict) -> jax.Array:
   return tower(logit, pairs["condition"])
 
 
+def context_link(model: nnx.Module, context: dict):
+  """For a likelihood of the context answers under many users at once (logits `[B, M, N]`,
+  pref.atom_posterior): the model's tower on each answer's condition, or None without a tower
+  or conditions. An answer the framing explains then costs a candidate little, instead of
+  the full -log sigmoid of its reward."""
+  if getattr(model, "condition_bias", None) is None or "condition" not in context:
+    return None
+  framed = dict(condition=context["condition"][:, None, :])
+  return lambda logit_BxMxN: apply(model, logit_BxMxN, framed)
+
+
 def with_coin(logit: jax.Array, reliability: jax.Array) -> jax.Array:
   """logit(w sigmoid(logit) + (1 - w) / 2): the answer a user of reliability w gives
   (vpl/reliability.py: with probability 1 - w they have no opinion and answer by a coin)."""

@@ -23,7 +23,7 @@ import numpy as np
 from flax import nnx
 
 from vpl.models import condition_bias
-from vpl.models.pref import atom_logits, atom_posterior
+from vpl.models.pref import atom_logits, atom_posterior, tempered_mask
 
 # Most atoms kept (a random subset of the training users beyond it): the prediction costs
 # B x T x M dot products.
@@ -59,19 +59,11 @@ def log_posterior(model: nnx.Module, context: dict,
   if user_MxE is None:
     user_MxE = model.decoder.user(model.atoms[...])
   diff_BxNxE, _, _ = model.decoder.item_pair(context["a"], context["b"])
-  log_weight_M = model.atom_log_weight[...]
-  link = None  # PReF's mixture prior over weights is the same computation, psi(z_m) the atoms
-  if getattr(model, "condition_bias", None) is not None and "condition" in context:
-    # Each answer's likelihood as the targets' (the tower's mixture): an answer the framing
-    # explains costs an atom little, instead of the full -log sigmoid of its reward.
-    framed = dict(condition=context["condition"][:, None, :])
-    link = lambda logit_BxMxN: condition_bias.apply(model, logit_BxMxN, framed)
-  log_post_BxM = atom_posterior(diff_BxNxE, context["label"], user_MxE, log_weight_M,
-                                context.get("mask"), link=link)
-  if "reliability" in context:  # w x log-likelihood: the prior weights are added back
-    ll_BxM = (log_post_BxM - log_weight_M) * context["reliability"][:, None]
-    log_post_BxM = jax.nn.log_softmax(ll_BxM + log_weight_M, axis=-1)
-  return log_post_BxM
+  # The tower's mixture for each answer (as the targets'), and the user's reliability w
+  # multiplying their log-likelihood, as PReF's mixture prior does (the same computation,
+  # with psi(z_m) as the atoms).
+  return atom_posterior(diff_BxNxE, context["label"], user_MxE, model.atom_log_weight[...],
+                        tempered_mask(context), link=condition_bias.context_link(model, context))
 
 
 def predict(model: nnx.Module, context: dict, targets: dict) -> tuple[jax.Array, dict]:

@@ -107,24 +107,17 @@ class PReFModel(nnx.Module):
     v_BxTxJ = phi_a_BxTxJ - phi_b_BxTxJ
     atoms_UxJ = self.user_weights[...]
 
-    mask_BxN = context.get("mask")
-    if "reliability" in context:  # a user's reliability w tempers their likelihood
-      w_BxN = jnp.broadcast_to(context["reliability"][:, None], context["label"].shape)
-      mask_BxN = w_BxN if mask_BxN is None else mask_BxN * w_BxN
+    mask_BxN = tempered_mask(context)
 
     def gaussian():  # the MAP of the context answers, taken as genuine
       lam_BxJ = map_weights(v_BxNxJ, context["label"], self.prior_mean[...],
                             self.prior_precision[...], num_steps=num_steps, mask_BxN=mask_BxN)
       return jnp.einsum("btj,bj->bt", v_BxTxJ, lam_BxJ), lam_BxJ
 
-    link = None  # with the tower, each context answer's likelihood is its mixture (as VPL's)
-    if self.condition_bias is not None and "condition" in context:
-      framed = dict(condition=context["condition"][:, None, :])
-      link = lambda logit_BxUxN: condition_bias.apply(self, logit_BxUxN, framed)
-
     def mixture():  # lambda is the posterior mean (what the rewards below use)
       log_post_BxU = atom_posterior(v_BxNxJ, context["label"], atoms_UxJ,
-                                    self.atom_log_weight[...], mask_BxN, link=link)
+                                    self.atom_log_weight[...], mask_BxN,
+                                    link=condition_bias.context_link(self, context))
       return (atom_logits(log_post_BxU, v_BxTxJ, atoms_UxJ),
               jnp.exp(log_post_BxU) @ atoms_UxJ)
 
@@ -133,6 +126,16 @@ class PReFModel(nnx.Module):
     reward_a = jnp.einsum("btj,bj->bt", phi_a_BxTxJ, lam_BxJ)
     reward_b = jnp.einsum("btj,bj->bt", phi_b_BxTxJ, lam_BxJ)
     return logits, dict(reward_a=reward_a, reward_b=reward_b, **{"lambda": lam_BxJ})
+
+
+def tempered_mask(context: dict) -> Optional[jax.Array]:
+  """Each context answer's weight in a user's log-likelihood `[B, N]`: its `mask` times the
+  user's `reliability` w (vpl/reliability.py; w = 0 leaves the prior), or None for all 1."""
+  mask_BxN = context.get("mask")
+  if "reliability" not in context:
+    return mask_BxN
+  w_BxN = jnp.broadcast_to(context["reliability"][:, None], context["label"].shape)
+  return w_BxN if mask_BxN is None else mask_BxN * w_BxN
 
 
 def atom_posterior(v_BxNxJ: jax.Array, y_BxN: jax.Array, atoms_UxJ: jax.Array,
