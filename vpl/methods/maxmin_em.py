@@ -25,16 +25,21 @@ def preference_directions(data: UserComparisons) -> np.ndarray:
 def kmeans(x_UxD: np.ndarray, num_clusters: int, rng: np.random.Generator, *,
            iterations: int = 50, fit_rows: np.ndarray | None = None) -> np.ndarray:
   """Lloyd's k-means with k-means++ seeding on standardised rows; returns `[U]` labels.
-  With `fit_rows` (boolean `[U]`), the centers are fitted to those rows alone and every row
-  takes its nearest center."""
-  if fit_rows is not None:
-    scale = np.maximum(x_UxD[fit_rows].std(0), 1e-8)
-    labels = kmeans(x_UxD[fit_rows], num_clusters, rng, iterations=iterations)
-    x = (x_UxD - x_UxD[fit_rows].mean(0)) / scale
-    centers = np.stack([x[fit_rows][labels == k].mean(0) if (labels == k).any() else
-                        x[fit_rows][0] for k in range(num_clusters)])
-    return ((x[:, None] - centers[None]) ** 2).sum(-1).argmin(1)
-  x = (x_UxD - x_UxD.mean(0)) / np.maximum(x_UxD.std(0), 1e-8)
+  With `fit_rows` (boolean `[U]`), the rows are standardised by those rows, the centers are
+  fitted to them alone and every row takes its nearest center."""
+  fit = np.ones(len(x_UxD), bool) if fit_rows is None else fit_rows
+  x = (x_UxD - x_UxD[fit].mean(0)) / np.maximum(x_UxD[fit].std(0), 1e-8)
+  labels = _lloyd(x[fit], num_clusters, rng, iterations)
+  if fit_rows is None:
+    return labels
+  centers = np.stack([x[fit][labels == k].mean(0) if (labels == k).any() else x[fit][0]
+                      for k in range(num_clusters)])
+  return ((x[:, None] - centers[None]) ** 2).sum(-1).argmin(1)
+
+
+def _lloyd(x: np.ndarray, num_clusters: int, rng: np.random.Generator,
+           iterations: int) -> np.ndarray:
+  """Lloyd's iterations from a k-means++ start on rows `x` (already standardised)."""
   centers = [x[rng.integers(len(x))]]
   for _ in range(1, num_clusters):
     d2 = np.min([((x - c) ** 2).sum(1) for c in centers], axis=0)
